@@ -1,0 +1,70 @@
+"""The Python entry points: `score` and its async twin `ascore`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from rewardlab.compose.nodes import Leaf, Node, Policies
+from rewardlab.compose.spec import Spec, load_spec
+from rewardlab.core.registry import registry
+from rewardlab.core.reward import Reward, RewardDef
+from rewardlab.core.types import Sample, Score
+from rewardlab.io.rows import to_sample
+from rewardlab.runtime.engine import Runtime, run_sync
+
+SpecLike = Spec | Node | Reward | RewardDef | str | Path | Mapping[str, Any]
+
+
+def build(spec: SpecLike, **params: Any) -> Spec:
+    """A `Spec` from a spec file, a YAML string, a dict, a reward (configured or not), or a
+    registered reward name (with `params`)."""
+    if isinstance(spec, Spec):
+        return spec
+    if isinstance(spec, Node):
+        return Spec(spec, Policies())
+    if isinstance(spec, RewardDef):
+        spec = spec(**params)
+    if isinstance(spec, Reward):
+        return Spec(Leaf(spec, label=spec.name), Policies())
+    if isinstance(spec, str) and spec in registry:
+        return build(registry.get(spec), **params)
+    if isinstance(spec, Mapping):
+        return load_spec(dict(spec))
+    return load_spec(spec)
+
+
+def _samples(samples: Sequence[Sample | Mapping[str, Any]]) -> list[Sample]:
+    return [s if isinstance(s, Sample) else to_sample(dict(s)) for s in samples]
+
+
+async def ascore(
+    samples: Sequence[Sample | Mapping[str, Any]],
+    spec: SpecLike,
+    *,
+    runtime: Runtime | None = None,
+    **runtime_options: Any,
+) -> list[Score]:
+    """Score a batch with a reward or spec; one `Score` per sample, in order.
+
+    Pass a `Runtime` to reuse its process pool and cache across calls; otherwise one is made
+    (with `runtime_options`, e.g. ``cache="scores.db"``, ``workers=4``) and closed after.
+    """
+    built = build(spec)
+    items = _samples(samples)
+    if runtime is not None:
+        return await built.root.run(items, runtime)
+    with Runtime(**runtime_options) as rt:
+        return await built.root.run(items, rt)
+
+
+def score(
+    samples: Sequence[Sample | Mapping[str, Any]],
+    spec: SpecLike,
+    *,
+    runtime: Runtime | None = None,
+    **runtime_options: Any,
+) -> list[Score]:
+    """Sync twin of `ascore`; safe to call from threads and from inside a running loop."""
+    return run_sync(ascore(samples, spec, runtime=runtime, **runtime_options))

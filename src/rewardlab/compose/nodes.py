@@ -1,0 +1,357 @@
+"""The reward graph: leaves (configured rewards) and combinators.
+
+Every node scores a batch and returns one `Score` per sample. A composite keeps each child's
+value in `Score.components` (nested children as ``parent/child``). What a composite does with a
+child that is not `ok` is its policy (`on_error` for errors, `on_abstain` for abstentions):
+
+- ``"propagate"`` (default): the composite takes that status, with the child's reason;
+- ``"skip"``: the child is left out (sums and means re-weight over the children present; if
+  none is present the composite takes the status);
+- a number: the child counts as that value (an explicit fallback, recorded in the reason).
+
+There is never an implicit 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import statistics
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from rewardlab.core.reward import Direction, Reward, fingerprint_of
+from rewardlab.core.types import Sample, Score, Status
+from rewardlab.runtime.engine import LeafOptions, Runtime
+
+Policy = Literal["propagate", "skip"] | float
+
+
+@dataclass
+class Policies:
+    on_error: Policy = "propagate"
+    on_abstain: Policy = "propagate"
+
+    def for_status(self, status: Status) -> Policy:
+        return self.on_error if status is Status.error else self.on_abstain
+
+
+class Node:
+    label: str
+    weight: float = 1.0
+    range: tuple[float, float] = (-math.inf, math.inf)
+    direction: Direction = "higher"
+    needs_groups: bool = False
+
+    @property
+    def fingerprint(self) -> str:
+        raise NotImplementedError
+
+    async def run(self, samples: Sequence[Sample], rt: Runtime) -> list[Score]:
+        raise NotImplementedError
+
+    def subnodes(self) -> list[Node]:
+        return []
+
+    def walk(self) -> Iterator[Node]:
+        """This node and every node below it."""
+        yield self
+        for c in self.subnodes():
+            yield from c.walk()
+
+    def leaves(self) -> list[Leaf]:
+        return [n for n in self.walk() if isinstance(n, Leaf)]
+
+
+@dataclass(eq=False)
+class Leaf(Node):
+    reward: Reward
+    label: str
+    weight: float = 1.0
+    options: LeafOptions = field(default_factory=LeafOptions)
+
+    def __post_init__(self) -> None:
+        self.range = self.reward.info.range
+        self.direction = self.reward.info.direction
+
+    @property
+    def fingerprint(self) -> str:
+        return self.reward.fingerprint
+
+    async def run(self, samples: Sequence[Sample], rt: Runtime) -> list[Score]:
+        return await rt.score_leaf(self.reward, samples, self.options, self.label)
+
+
+
+def _nested(label: str, score: Score) -> dict[str, float | None]:
+    out: dict[str, float | None] = {label: score.value}
+    for k, v in score.components.items():
+        out[f"{label}/{k}"] = v
+    return out
+
+
+def _fail(status: Status, label: str, reason: str | None, comps: dict[str, float | None]) -> Score:
+    return Score(status=status, reason=f"{label}: {reason}", components=comps)
+
+
+@dataclass
+class _Resolved:
+    values: list[float | None]  # None: skipped
+    failure: Score | None
+    notes: list[str]
+
+
+def _resolve(
+    children: Sequence[Node], scores: Sequence[Score], policies: Policies
+) -> _Resolved:
+    """Apply the policies to one sample's child scores."""
+    values: list[float | None] = []
+    notes: list[str] = []
+    comps: dict[str, float | None] = {}
+    for child, sc in zip(children, scores, strict=True):
+        comps.update(_nested(child.label, sc))
+    worst: Score | None = None
+    worst_child = ""
+    for child, sc in zip(children, scores, strict=True):
+        if sc.status is Status.ok:
+            values.append(sc.value)
+            continue
+        policy = policies.for_status(sc.status)
+        if policy == "propagate":
+            if worst is None or (sc.status is Status.error and worst.status is not Status.error):
+                worst, worst_child = sc, child.label
+            values.append(None)
+        elif policy == "skip":
+            notes.append(f"{child.label} skipped ({sc.status.value}: {sc.reason})")
+            values.append(None)
+        else:
+            notes.append(f"{child.label} fell back to {policy:g} ({sc.status.value}: {sc.reason})")
+            values.append(float(policy))
+    if worst is not None:
+        return _Resolved(values, _fail(worst.status, worst_child, worst.reason, comps), notes)
+    if all(v is None for v in values):
+        first = scores[0]
+        return _Resolved(values, _fail(first.status, children[0].label, first.reason, comps), notes)
+    return _Resolved(values, None, notes)
+
+
+def _ok(value: float, children: Sequence[Node], scores: Sequence[Score], notes: list[str],
+        extra: dict[str, float | None] | None = None) -> Score:
+    comps: dict[str, float | None] = {}
+    for child, sc in zip(children, scores, strict=True):
+        comps.update(_nested(child.label, sc))
+    if extra:
+        comps.update(extra)
+    return Score(value=value, components=comps, reason="; ".join(notes) or None)
+
+
+async def _run_children(
+    children: Sequence[Node], samples: Sequence[Sample], rt: Runtime
+) -> list[list[Score]]:
+    """Each child's scores on the batch (children run concurrently); per sample, a row."""
+    per_child = await asyncio.gather(*(c.run(samples, rt) for c in children))
+    return [list(row) for row in zip(*per_child, strict=True)]
+
+
+@dataclass(eq=False)
+class WeightedSum(Node):
+    """sum_i w_i * r_i. With `skip`, weights re-normalise over the children present."""
+
+    children: list[Node]
+    label: str = "sum"
+    weight: float = 1.0
+    policies: Policies = field(default_factory=Policies)
+
+    def __post_init__(self) -> None:
+        lo = sum(min(c.weight * c.range[0], c.weight * c.range[1]) for c in self.children)
+        hi = sum(max(c.weight * c.range[0], c.weight * c.range[1]) for c in self.children)
+        self.range = (lo, hi)
+        self.needs_groups = any(c.needs_groups for c in self.children)
+
+    @property
+    def fingerprint(self) -> str:
+        return fingerprint_of(["sum", [(c.fingerprint, c.weight) for c in self.children]])
+
+    async def run(self, samples: Sequence[Sample], rt: Runtime) -> list[Score]:
+        rows = await _run_children(self.children, samples, rt)
+        total = sum(c.weight for c in self.children)
+        out = []
+        for row in rows:
+            r = _resolve(self.children, row, self.policies)
+            if r.failure:
+                out.append(r.failure)
+                continue
+            present = [(c.weight, v) for c, v in zip(self.children, r.values, strict=True)
+                       if v is not None]
+            value = sum(w * v for w, v in present)
+            wsum = sum(w for w, _ in present)
+            if len(present) < len(self.children) and wsum:
+                value *= total / wsum
+            out.append(_ok(value, self.children, row, r.notes))
+        return out
+
+    def subnodes(self) -> list[Node]:
+        return list(self.children)
+
+
+@dataclass(eq=False)
+class Gate(Node):
+    """`then` counts only where `when` passes (value >= threshold); elsewhere `otherwise`.
+    `then` is computed only for the samples that pass."""
+
+    when: Node
+    then: Node
+    threshold: float = 1.0
+    otherwise: float = 0.0
+    label: str = "gate"
+    weight: float = 1.0
+    policies: Policies = field(default_factory=Policies)
+
+    def __post_init__(self) -> None:
+        self.range = (min(self.then.range[0], self.otherwise),
+                      max(self.then.range[1], self.otherwise))
+        self.direction = self.then.direction
+        self.needs_groups = self.when.needs_groups or self.then.needs_groups
+
+    @property
+    def fingerprint(self) -> str:
+        return fingerprint_of(["gate", self.when.fingerprint, self.then.fingerprint,
+                               self.threshold, self.otherwise])
+
+    async def run(self, samples: Sequence[Sample], rt: Runtime) -> list[Score]:
+        conds = await self.when.run(samples, rt)
+        resolved = [_resolve([self.when], [c], self.policies) for c in conds]
+        passing = [i for i, r in enumerate(resolved)
+                   if r.failure is None and r.values[0] is not None
+                   and r.values[0] >= self.threshold]
+        then_scores = await self.then.run([samples[i] for i in passing], rt)
+        by_index = dict(zip(passing, then_scores, strict=True))
+        out = []
+        for i, (cond, r) in enumerate(zip(conds, resolved, strict=True)):
+            if r.failure:
+                out.append(r.failure)
+            elif i not in by_index:
+                note = f"gate closed: {self.when.label}={cond.value if cond.ok else 'n/a'}"
+                out.append(Score(value=self.otherwise, components=_nested(self.when.label, cond),
+                                 reason="; ".join([note, *r.notes])))
+            else:
+                t = by_index[i]
+                rt_ = _resolve([self.then], [t], self.policies)
+                if rt_.failure:
+                    comps = {**_nested(self.when.label, cond), **rt_.failure.components}
+                    out.append(rt_.failure.model_copy(update={"components": comps}))
+                    continue
+                value = rt_.values[0]
+                assert value is not None
+                out.append(_ok(value, [self.when, self.then], [cond, t], [*r.notes, *rt_.notes]))
+        return out
+
+    def subnodes(self) -> list[Node]:
+        return [self.when, self.then]
+
+
+@dataclass(eq=False)
+class Penalty(Node):
+    """base * factor, for a factor in [0, 1] (e.g. a length or repetition penalty)."""
+
+    base: Node
+    factor: Node
+    label: str = "penalty"
+    weight: float = 1.0
+    policies: Policies = field(default_factory=Policies)
+
+    def __post_init__(self) -> None:
+        lo, hi = self.factor.range
+        if lo < 0 or hi > 1:
+            raise ValueError(
+                f"penalty factor {self.factor.label!r} has range [{lo:g}, {hi:g}]; "
+                "a multiplicative penalty needs a factor within [0, 1]"
+            )
+        self.range = (min(0.0, self.base.range[0]), max(0.0, self.base.range[1]))
+        self.direction = self.base.direction
+        self.needs_groups = self.base.needs_groups or self.factor.needs_groups
+
+    @property
+    def fingerprint(self) -> str:
+        return fingerprint_of(["penalty", self.base.fingerprint, self.factor.fingerprint])
+
+    async def run(self, samples: Sequence[Sample], rt: Runtime) -> list[Score]:
+        kids = [self.base, self.factor]
+        rows = await _run_children(kids, samples, rt)
+        out = []
+        for row in rows:
+            r = _resolve(kids, row, self.policies)
+            if r.failure:
+                out.append(r.failure)
+                continue
+            base, factor = r.values
+            if base is None:
+                out.append(_fail(row[0].status, self.base.label, row[0].reason, {}))
+                continue
+            value = base * (1.0 if factor is None else factor)
+            out.append(_ok(value, kids, row, r.notes))
+        return out
+
+    def subnodes(self) -> list[Node]:
+        return [self.base, self.factor]
+
+
+Reduce = Literal["mean", "min", "max", "median", "mean_minus_std"]
+
+
+@dataclass(eq=False)
+class Ensemble(Node):
+    """Several rewards for the same thing, reduced: `mean`, `min` (worst case), `max`,
+    `median`, or `mean_minus_std` (mean - lambda * std, uncertainty-weighted). The spread
+    is kept as the `std` component."""
+
+    children: list[Node]
+    reduce: Reduce = "mean"
+    lam: float = 1.0
+    label: str = "ensemble"
+    weight: float = 1.0
+    policies: Policies = field(default_factory=Policies)
+
+    def __post_init__(self) -> None:
+        directions = {c.direction for c in self.children}
+        if len(directions) > 1:
+            raise ValueError(f"ensemble {self.label!r} mixes higher- and lower-is-better rewards")
+        self.direction = directions.pop()
+        lo = min(c.range[0] for c in self.children)
+        hi = max(c.range[1] for c in self.children)
+        if self.reduce == "mean_minus_std":
+            lo -= self.lam * (hi - lo) / 2
+        self.range = (lo, hi)
+        self.needs_groups = any(c.needs_groups for c in self.children)
+
+    @property
+    def fingerprint(self) -> str:
+        return fingerprint_of(["ensemble", self.reduce, self.lam,
+                               [c.fingerprint for c in self.children]])
+
+    async def run(self, samples: Sequence[Sample], rt: Runtime) -> list[Score]:
+        rows = await _run_children(self.children, samples, rt)
+        out = []
+        for row in rows:
+            r = _resolve(self.children, row, self.policies)
+            if r.failure:
+                out.append(r.failure)
+                continue
+            vals = [v for v in r.values if v is not None]
+            std = statistics.pstdev(vals) if len(vals) > 1 else 0.0
+            if self.reduce == "mean":
+                value = statistics.fmean(vals)
+            elif self.reduce == "min":
+                value = min(vals)
+            elif self.reduce == "max":
+                value = max(vals)
+            elif self.reduce == "median":
+                value = statistics.median(vals)
+            else:
+                value = statistics.fmean(vals) - self.lam * std
+            out.append(_ok(value, self.children, row, r.notes, {"std": std}))
+        return out
+
+    def subnodes(self) -> list[Node]:
+        return list(self.children)

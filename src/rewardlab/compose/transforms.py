@@ -1,0 +1,219 @@
+"""Transforms of one reward: clipping, Preference-As-Reward shaping, and per-group
+normalisation. Non-`ok` scores pass through unchanged (they carry their own reason).
+
+- `clip`: min(max(r, lo), hi).
+- `par`: sigmoid(r - r_ref), in (0, 1); bounded, so gains past the reference saturate
+  (Preference As Reward, Fu et al. 2025). `r_ref` is a number or a metadata field.
+- `log_sigmoid`: log sigmoid(r - r_ref), in (-inf, 0].
+- `group_zscore`: (r - mean_g) / (std_g + eps) within each group of samples sharing a prompt
+  (or a metadata key): the GRPO advantage. A group whose values are all equal gets 0.
+- `rank`: the rank of r within its group scaled to [0, 1] (ties share their mean rank).
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from rewardlab.compose.nodes import Node
+from rewardlab.core.reward import fingerprint_of
+from rewardlab.core.types import Sample, Score
+from rewardlab.runtime.engine import Runtime
+
+
+def _sigmoid(x: float) -> float:
+    if x >= 0:
+        return 1.0 / (1.0 + math.exp(-x))
+    e = math.exp(x)
+    return e / (1.0 + e)
+
+
+def _log_sigmoid(x: float) -> float:
+    return -math.log1p(math.exp(-x)) if x >= 0 else x - math.log1p(math.exp(x))
+
+
+def group_key(sample: Sample, by: str) -> str:
+    """The group a sample belongs to: its prompt text, or a metadata field."""
+    if by == "prompt":
+        return sample.prompt_text
+    return str(sample.metadata.get(by))
+
+
+@dataclass(eq=False)
+class Transform(Node):
+    child: Node
+    label: str = ""
+    weight: float = 1.0
+    op: str = ""
+
+    def __post_init__(self) -> None:
+        self.label = self.label or f"{self.op}({self.child.label})"
+        self.direction = self.child.direction
+        self.needs_groups = self.child.needs_groups
+
+    def params(self) -> list[object]:
+        return []
+
+    @property
+    def fingerprint(self) -> str:
+        return fingerprint_of([self.op, self.child.fingerprint, self.params()])
+
+    def subnodes(self) -> list[Node]:
+        return [self.child]
+
+    def apply(self, samples: Sequence[Sample], scores: list[Score]) -> list[float | Score | None]:
+        """New values for the ok scores (None keeps the score; a Score replaces it)."""
+        raise NotImplementedError
+
+    async def run(self, samples: Sequence[Sample], rt: Runtime) -> list[Score]:
+        scores = await self.child.run(samples, rt)
+        values = self.apply(samples, scores)
+        out = []
+        for sc, v in zip(scores, values, strict=True):
+            if isinstance(v, Score):
+                out.append(v)
+            elif not sc.ok or v is None:
+                out.append(sc)
+            else:
+                comps = {**sc.components, self.child.label: sc.value}
+                out.append(sc.model_copy(update={"value": v, "components": comps}))
+        return out
+
+
+@dataclass(eq=False)
+class Clip(Transform):
+    lo: float = -math.inf
+    hi: float = math.inf
+    op: str = "clip"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.range = (max(self.lo, self.child.range[0]), min(self.hi, self.child.range[1]))
+
+    def params(self) -> list[object]:
+        return [self.lo, self.hi]
+
+    def apply(self, samples: Sequence[Sample], scores: list[Score]) -> list[float | Score | None]:
+        return [min(max(s.value, self.lo), self.hi) if s.ok else None for s in scores]  # type: ignore[type-var]
+
+
+@dataclass(eq=False)
+class _RefShaped(Transform):
+    ref: float = 0.0
+    ref_key: str | None = None
+
+    def params(self) -> list[object]:
+        return [self.ref, self.ref_key]
+
+    def _ref(self, sample: Sample) -> float:
+        return self.ref if self.ref_key is None else float(sample.metadata[self.ref_key])
+
+    def fn(self, x: float) -> float:
+        raise NotImplementedError
+
+    def apply(self, samples: Sequence[Sample], scores: list[Score]) -> list[float | Score | None]:
+        out: list[float | Score | None] = []
+        for sample, s in zip(samples, scores, strict=True):
+            if not s.ok:
+                out.append(None)
+            elif self.ref_key is not None and sample.metadata.get(self.ref_key) is None:
+                out.append(Score.error(
+                    f"{self.label}: metadata field {self.ref_key!r} (the reference reward) "
+                    "is missing", components=s.components))
+            else:
+                out.append(self.fn(s.value - self._ref(sample)))  # type: ignore[operator]
+        return out
+
+
+@dataclass(eq=False)
+class PAR(_RefShaped):
+    op: str = "par"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.range = (0.0, 1.0)
+
+    def fn(self, x: float) -> float:
+        return _sigmoid(x)
+
+
+@dataclass(eq=False)
+class LogSigmoid(_RefShaped):
+    op: str = "log_sigmoid"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.range = (-math.inf, 0.0)
+
+    def fn(self, x: float) -> float:
+        return _log_sigmoid(x)
+
+
+@dataclass(eq=False)
+class _Grouped(Transform):
+    by: str = "prompt"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.needs_groups = True
+
+    def params(self) -> list[object]:
+        return [self.by]
+
+    def per_group(self, values: list[float]) -> list[float]:
+        raise NotImplementedError
+
+    def apply(self, samples: Sequence[Sample], scores: list[Score]) -> list[float | Score | None]:
+        groups: dict[str, list[int]] = defaultdict(list)
+        for i, (sample, s) in enumerate(zip(samples, scores, strict=True)):
+            if s.ok:
+                groups[group_key(sample, self.by)].append(i)
+        out: list[float | Score | None] = [None] * len(scores)
+        for idx in groups.values():
+            for i, v in zip(idx, self.per_group([scores[i].value for i in idx]), strict=True):  # type: ignore[misc]
+                out[i] = v
+        return out
+
+
+@dataclass(eq=False)
+class GroupZScore(_Grouped):
+    eps: float = 1e-6
+    op: str = "group_zscore"
+
+    def params(self) -> list[object]:
+        return [self.by, self.eps]
+
+    def per_group(self, values: list[float]) -> list[float]:
+        mean = statistics.fmean(values)
+        std = statistics.pstdev(values) if len(values) > 1 else 0.0
+        if std == 0.0:
+            return [0.0] * len(values)
+        return [(v - mean) / (std + self.eps) for v in values]
+
+
+@dataclass(eq=False)
+class Rank(_Grouped):
+    op: str = "rank"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.range = (0.0, 1.0)
+
+    def per_group(self, values: list[float]) -> list[float]:
+        n = len(values)
+        if n == 1:
+            return [0.5]
+        order = sorted(range(n), key=values.__getitem__)
+        ranks = [0.0] * n
+        i = 0
+        while i < n:
+            j = i
+            while j + 1 < n and values[order[j + 1]] == values[order[i]]:
+                j += 1
+            for k in range(i, j + 1):
+                ranks[order[k]] = (i + j) / 2 / (n - 1)
+            i = j + 1
+        return ranks

@@ -1,0 +1,1 @@
+"""The data model, the reward contract and the registry."""

@@ -1,0 +1,296 @@
+"""The reward contract.
+
+A plain function is a reward. `@reward(...)` declares what its score means (range, direction,
+granularity) and how it runs (`kind`):
+
+- ``inline``: cheap, pure Python, called in the caller's process (no timeout isolation);
+- ``cpu``: run in the isolating process pool with a hard wall-clock timeout;
+- ``io``: an ``async`` (or blocking) call to a remote service, run concurrently with limits;
+- ``model``: batched, in-process (the function takes a list of samples).
+
+Parameters of the function named after sample fields are injected per sample: ``sample``,
+``prompt``, ``response`` (alias ``completion``), ``reference``, ``metadata``, ``trajectory``,
+``prompt_text``, ``response_text``. Keyword-only parameters are the reward's parameters, so the
+decorated object is a factory: ``exact_match(normalize=False)`` is a configured `Reward`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from rewardlab.core.types import Cost, Sample, Score, Status
+
+Kind = Literal["inline", "cpu", "io", "model"]
+Direction = Literal["higher", "lower"]
+Granularity = Literal["sequence", "step", "turn", "token"]
+
+INJECTABLE = {
+    "sample",
+    "prompt",
+    "response",
+    "completion",
+    "reference",
+    "metadata",
+    "trajectory",
+    "prompt_text",
+    "response_text",
+}
+
+
+def inject(sample: Sample, name: str) -> Any:
+    """The value of an injectable argument for one sample."""
+    if name == "sample":
+        return sample
+    if name == "completion":
+        return sample.response
+    return getattr(sample, name)
+
+
+def _canonical(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=repr)
+
+
+def fingerprint_of(obj: Any) -> str:
+    """A short stable hash of a JSON-able description."""
+    return hashlib.sha256(_canonical(obj).encode()).hexdigest()[:24]
+
+
+@dataclass(frozen=True)
+class RewardInfo:
+    """What a reward's score means and how it runs."""
+
+    name: str
+    description: str
+    range: tuple[float, float] = (0.0, 1.0)
+    direction: Direction = "higher"
+    granularity: Granularity = "sequence"
+    kind: Kind = "inline"
+    version: str = "1"
+    timeout: float = 30.0
+    batch_size: int = 64
+    max_concurrency: int = 8
+    retries: int = 2
+
+    def describe(self) -> str:
+        lo, hi = self.range
+        better = "higher is better" if self.direction == "higher" else "lower is better"
+        return f"[{lo:g}, {hi:g}], {better}, per {self.granularity}"
+
+
+def _resolve(module: str, qualname: str, name: str) -> RewardDef:
+    import importlib
+
+    obj: Any = importlib.import_module(module)
+    try:
+        for part in qualname.split("."):
+            obj = getattr(obj, part)
+    except AttributeError:
+        obj = None
+    if isinstance(obj, RewardDef):
+        return obj
+    from rewardlab.core.registry import registry
+
+    return registry.get(name)
+
+
+def to_score(out: Any, info: RewardInfo) -> Score:
+    """Turn what a reward function returned into a `Score`, failing closed on anything odd."""
+    if isinstance(out, Score):
+        score = out
+    elif isinstance(out, bool):
+        score = Score(value=float(out))
+    elif isinstance(out, int | float):
+        if not math.isfinite(out):
+            return Score.error(f"reward returned a non-finite value {out!r}")
+        score = Score(value=float(out))
+    elif out is None:
+        return Score.error("reward returned None (return Score.abstain(reason) to abstain)")
+    else:
+        return Score.error(f"reward returned {type(out).__name__}, expected a number or Score")
+    if score.status is Status.ok:
+        lo, hi = info.range
+        tol = 1e-9 * max(1.0, abs(lo), abs(hi))
+        assert score.value is not None
+        if not (lo - tol <= score.value <= hi + tol):
+            return Score.error(
+                f"value {score.value:g} outside the declared range [{lo:g}, {hi:g}] of {info.name}"
+            )
+    return score
+
+
+class RewardDef:
+    """A reward family: the decorated function plus what it means. Calling it with
+    parameters gives a configured `Reward`."""
+
+    def __init__(self, fn: Callable[..., Any], info: RewardInfo, batched: bool) -> None:
+        self.fn = fn
+        self.info = info
+        self.batched = batched
+        self.is_async = inspect.iscoroutinefunction(fn)
+        sig = inspect.signature(fn)
+        self.inputs: list[str] = []
+        self.params: dict[str, Any] = {}
+        self.required: set[str] = set()
+        for p in sig.parameters.values():
+            if p.kind is inspect.Parameter.KEYWORD_ONLY:
+                self.params[p.name] = None if p.default is inspect.Parameter.empty else p.default
+                if p.default is inspect.Parameter.empty:
+                    self.required.add(p.name)
+            elif batched:
+                self.inputs.append(p.name)
+            elif p.name in INJECTABLE:
+                self.inputs.append(p.name)
+            else:
+                raise TypeError(
+                    f"reward {info.name}: parameter {p.name!r} is neither an injectable field "
+                    f"({', '.join(sorted(INJECTABLE))}) nor keyword-only"
+                )
+        self.__doc__ = fn.__doc__
+        self.__name__ = getattr(fn, "__name__", info.name)
+        self.__wrapped__ = fn
+
+    def __call__(self, **params: Any) -> Reward:
+        return Reward(self, params)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Sent to worker processes by reference: the worker re-imports the defining module.
+        return (_resolve, (self.fn.__module__, self.fn.__qualname__, self.info.name))
+
+    def __repr__(self) -> str:
+        return f"<reward {self.info.name} {self.info.describe()}>"
+
+
+class Reward:
+    """A configured reward: a family with its parameters bound. Callable on one sample or a
+    batch (then run through a default runtime); composition and the engine use `score_local`."""
+
+    def __init__(self, definition: RewardDef, params: dict[str, Any] | None = None) -> None:
+        params = dict(params or {})
+        unknown = set(params) - set(definition.params)
+        if unknown:
+            known = ", ".join(sorted(definition.params)) or "none"
+            raise ValueError(
+                f"reward {definition.info.name!r} has no parameter {sorted(unknown)[0]!r} "
+                f"(parameters: {known})"
+            )
+        missing = definition.required - set(params)
+        if missing:
+            raise ValueError(
+                f"reward {definition.info.name!r} needs parameter {sorted(missing)[0]!r}"
+            )
+        self.definition = definition
+        self.params = {**definition.params, **params}
+        self.info = definition.info
+        self.fingerprint = fingerprint_of(
+            {"name": self.info.name, "version": self.info.version, "params": self.params}
+        )
+
+    @property
+    def name(self) -> str:
+        return self.info.name
+
+    def score_local(self, samples: Sequence[Sample]) -> list[Score]:
+        """Score in this process, no isolation (used by workers and for `inline`/`model`)."""
+        d = self.definition
+        if d.batched:
+            return self._score_batched(samples)
+        if d.is_async:
+            raise TypeError(f"reward {self.name} is async; run it through the runtime")
+        fn, inputs, params, info = d.fn, d.inputs, self.params, self.info
+        out: list[Score] = []
+        clock = time.perf_counter
+        for s in samples:
+            t0 = clock()
+            try:
+                result = fn(*[inject(s, n) for n in inputs], **params)
+            except Exception as exc:  # fail closed: the error becomes the score
+                score = Score.error(f"{type(exc).__name__}: {exc}")
+            else:
+                score = to_score(result, info)
+            if score.cost is None:
+                score.cost = Cost(seconds=clock() - t0)
+            out.append(score)
+        return out
+
+    def _score_batched(self, samples: Sequence[Sample]) -> list[Score]:
+        d = self.definition
+        t0 = time.perf_counter()
+        try:
+            results = d.fn(list(samples), **self.params)
+        except Exception as exc:  # fail closed: the whole batch reports the error
+            return [Score.error(f"{type(exc).__name__}: {exc}") for _ in samples]
+        if len(results) != len(samples):
+            msg = f"batched reward returned {len(results)} results for {len(samples)} samples"
+            return [Score.error(msg) for _ in samples]
+        each = (time.perf_counter() - t0) / max(1, len(samples))
+        scores = [to_score(r, self.info) for r in results]
+        for sc in scores:
+            if sc.cost is None:
+                sc.cost = Cost(seconds=each)
+        return scores
+
+    def __call__(self, samples: Sample | Sequence[Sample]) -> Score | list[Score]:
+        from rewardlab.api import score as _score
+
+        if isinstance(samples, Sample):
+            return _score([samples], self)[0]
+        return _score(list(samples), self)
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
+        return f"{self.info.name}({args})"
+
+
+def reward(
+    fn: Callable[..., Any] | None = None,
+    *,
+    name: str | None = None,
+    range: tuple[float, float] = (0.0, 1.0),  # noqa: A002 - the natural word
+    direction: Direction = "higher",
+    granularity: Granularity = "sequence",
+    kind: Kind = "inline",
+    version: str = "1",
+    timeout: float = 30.0,
+    batch_size: int = 64,
+    max_concurrency: int = 8,
+    retries: int = 2,
+    batched: bool | None = None,
+    register: bool = True,
+) -> Any:
+    """Declare a reward. Use bare (`@reward`) or with options (`@reward(kind="cpu", ...)`).
+
+    `batched` (default: true for `kind="model"`) means the function takes ``samples`` (a list)
+    and returns one result per sample. The first line of the docstring is the description
+    shown by `rewardlab list`; say there what the score means.
+    """
+
+    def wrap(f: Callable[..., Any]) -> RewardDef:
+        doc = (inspect.getdoc(f) or "").strip().splitlines()
+        info = RewardInfo(
+            name=name or f.__name__,
+            description=doc[0] if doc else "",
+            range=(float(range[0]), float(range[1])),
+            direction=direction,
+            granularity=granularity,
+            kind=kind,
+            version=version,
+            timeout=timeout,
+            batch_size=batch_size,
+            max_concurrency=max_concurrency,
+            retries=retries,
+        )
+        definition = RewardDef(f, info, batched if batched is not None else kind == "model")
+        if register:
+            from rewardlab.core.registry import registry
+
+            registry.add(definition)
+        return definition
+
+    return wrap(fn) if fn is not None else wrap

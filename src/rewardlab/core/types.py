@@ -1,0 +1,206 @@
+"""The data model: what goes into a reward (`Sample`) and what comes out (`Score`)."""
+
+from __future__ import annotations
+
+import math
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class Message(BaseModel):
+    """One chat message, OpenAI style. Unknown keys are kept."""
+
+    model_config = ConfigDict(extra="allow")
+
+    role: str
+    content: str | list[Any] | None = None
+    tool_calls: list[dict[str, Any]] | None = None
+    name: str | None = None
+    tool_call_id: str | None = None
+
+    @property
+    def text(self) -> str:
+        """The message content as plain text (multi-part content joined)."""
+        if self.content is None:
+            return ""
+        if isinstance(self.content, str):
+            return self.content
+        parts = []
+        for part in self.content:
+            if isinstance(part, dict):
+                parts.append(str(part.get("text", "")))
+            else:
+                parts.append(str(part))
+        return "".join(parts)
+
+
+class Turn(BaseModel):
+    """One turn of an agent trajectory: assistant text, tool calls, or a tool result."""
+
+    model_config = ConfigDict(extra="allow")
+
+    role: str = "assistant"
+    content: str | None = None
+    tool_calls: list[dict[str, Any]] | None = None
+    tool_result: Any = None
+
+
+Conversation = list[Message]
+
+
+def _as_text(value: str | list[Message] | None, *, last_assistant: bool) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if last_assistant:
+        for msg in reversed(value):
+            if msg.role == "assistant":
+                return msg.text
+        return value[-1].text if value else ""
+    return "\n".join(f"{m.role}: {m.text}" for m in value)
+
+
+class Sample(BaseModel):
+    """A rollout to score.
+
+    `prompt` and `response` are text or chat messages; `reference` is whatever the reward
+    compares against (gold answer, reference text, tests, expected calls, gold SQL...);
+    `metadata` is free; `trajectory` holds the turns of an agent episode.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str | None = None
+    prompt: str | list[Message] = ""
+    response: str | list[Message] = ""
+    reference: Any = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    trajectory: list[Turn] | None = None
+
+    @property
+    def prompt_text(self) -> str:
+        """The prompt as text; a conversation is rendered `role: content` per line."""
+        return _as_text(self.prompt, last_assistant=False)
+
+    @property
+    def response_text(self) -> str:
+        """The response as text; for a conversation, the last assistant message."""
+        return _as_text(self.response, last_assistant=True)
+
+
+class Status(StrEnum):
+    """Whether a score could be computed: `ok`, `abstain` (the reward does not apply), `error`."""
+
+    ok = "ok"
+    abstain = "abstain"
+    error = "error"
+
+
+class Cost(BaseModel):
+    """What computing a score cost: wall seconds, tokens and money (for judges)."""
+
+    seconds: float = 0.0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    usd: float = 0.0
+
+
+class TokenScores(BaseModel):
+    """Per-token values, with the tokenizer that defined the tokens and each token's
+    character span in the response text, so another tokenizer can re-project them."""
+
+    tokenizer: str
+    values: list[float]
+    offsets: list[tuple[int, int]] | None = None
+
+
+class Score(BaseModel):
+    """The result of a reward on one sample.
+
+    `value` is set exactly when `status` is `ok` (and is then finite); otherwise `reason` says
+    why not. `components` holds the named parts of a composite reward (a part that could not be
+    computed is `None`). `steps`, `turns` and `tokens` carry finer-grained credit when a reward
+    gives it; `details` carries reward-specific evidence (e.g. per-test results).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    value: float | None = None
+    status: Status = Status.ok
+    reason: str | None = None
+    components: dict[str, float | None] = Field(default_factory=dict)
+    steps: list[float] | None = None
+    turns: list[float] | None = None
+    tokens: TokenScores | None = None
+    details: dict[str, Any] | None = None
+    cost: Cost | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> Score:
+        if self.status is Status.ok:
+            if self.value is None or not math.isfinite(self.value):
+                raise ValueError(f"an ok score needs a finite value, got {self.value!r}")
+        else:
+            if self.value is not None:
+                raise ValueError("a non-ok score carries no value")
+            if not self.reason:
+                raise ValueError(f"a score with status {self.status.value} needs a reason")
+        return self
+
+    @property
+    def ok(self) -> bool:
+        return self.status is Status.ok
+
+    @classmethod
+    def of(cls, value: float, **kw: Any) -> Score:
+        """An ok score."""
+        return cls(value=float(value), **kw)
+
+    @classmethod
+    def error(cls, reason: str, **kw: Any) -> Score:
+        """A score that could not be computed, with why."""
+        return cls(status=Status.error, reason=reason, **kw)
+
+    @classmethod
+    def abstain(cls, reason: str, **kw: Any) -> Score:
+        """The reward does not apply to this sample (e.g. no answer could be extracted)."""
+        return cls(status=Status.abstain, reason=reason, **kw)
+
+
+class PreferencePair(BaseModel):
+    """A prompt with a preferred and a dispreferred response."""
+
+    id: str | None = None
+    prompt: str | list[Message] = ""
+    chosen: str | list[Message]
+    rejected: str | list[Message]
+    subset: str | None = None
+    category: str | None = None
+
+
+class PreferenceSet(BaseModel):
+    """A prompt with one preferred response and several dispreferred ones (RewardBench 2 style)."""
+
+    id: str | None = None
+    prompt: str | list[Message] = ""
+    chosen: str | list[Message]
+    rejected: list[str | list[Message]]
+    subset: str | None = None
+    category: str | None = None
+
+    def pairs(self) -> list[PreferencePair]:
+        """One `PreferencePair` per rejected response."""
+        return [
+            PreferencePair(
+                id=f"{self.id}:{i}" if self.id else None,
+                prompt=self.prompt,
+                chosen=self.chosen,
+                rejected=r,
+                subset=self.subset,
+                category=self.category,
+            )
+            for i, r in enumerate(self.rejected)
+        ]

@@ -1,0 +1,129 @@
+"""Map the rows users already have on disk to `Sample`s, without a conversion step.
+
+Understood layouts (the first field present wins):
+
+- TRL: ``prompt`` / ``completion`` (text or messages), reference in ``solution`` / ``answer``;
+  a conversational ``messages`` column (the last assistant message is the response);
+- verl: ``data_source``, ``prompt`` (messages), ``reward_model.ground_truth``, ``extra_info``,
+  response in ``response`` / ``responses`` / ``solution_str``;
+- OpenRLHF: ``query`` (prompt + response as one string), ``prompt``, ``label``;
+- plain: ``prompt`` / ``question`` / ``problem`` / ``instruction`` and ``response`` /
+  ``output``, reference in ``reference`` / ``ground_truth`` / ``gold`` / ``label``.
+
+Columns not used for prompt, response, reference and id go to `metadata`. A `mapping` (the
+CLI's ``--map response=output.text``) names the field for any of ``prompt``, ``response``,
+``reference``, ``id``, ``trajectory`` by a dotted path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from rewardlab.core.types import Sample
+
+PROMPT_KEYS = ("prompt", "question", "problem", "instruction", "input")
+RESPONSE_KEYS = ("response", "completion", "responses", "solution_str", "output", "generation")
+REFERENCE_KEYS = ("reference", "reward_model.ground_truth", "ground_truth", "solution", "answer",
+                  "label", "gold", "target")
+ID_KEYS = ("id", "uid", "task_id", "unique_id", "sample_id")
+_MISSING = object()
+
+
+def get_path(row: Mapping[str, Any], dotted: str) -> Any:
+    """``row["a"]["b"]`` for ``"a.b"``; a missing step gives the `_MISSING` marker."""
+    cur: Any = row
+    for part in dotted.split("."):
+        if isinstance(cur, Mapping) and part in cur:
+            cur = cur[part]
+        elif isinstance(cur, list) and part.lstrip("-").isdigit() and -len(cur) <= int(part) < len(cur):
+            cur = cur[int(part)]
+        else:
+            return _MISSING
+    return cur
+
+
+def _first(row: Mapping[str, Any], keys: tuple[str, ...], used: set[str]) -> Any:
+    for k in keys:
+        v = get_path(row, k)
+        if v is not _MISSING and v is not None:
+            used.add(k.split(".")[0])
+            return v
+    return _MISSING
+
+
+def _is_messages(v: Any) -> bool:
+    return isinstance(v, list) and bool(v) and all(isinstance(m, Mapping) and "role" in m for m in v)
+
+
+def to_sample(row: Mapping[str, Any], mapping: Mapping[str, str] | None = None,
+              row_id: str | None = None) -> Sample:
+    """A `Sample` from one row; raises `ValueError` (with what is wrong) when it cannot."""
+    mapping = mapping or {}
+    used: set[str] = set()
+    fields: dict[str, Any] = {}
+    for target, src in mapping.items():
+        v = get_path(row, src)
+        if v is _MISSING:
+            raise ValueError(f"mapped field {src!r} (for {target}) is not in the row")
+        fields[target] = v
+        used.add(src.split(".")[0])
+
+    if "response" not in fields:
+        if _is_messages(row.get("messages")) and not any(k in row for k in RESPONSE_KEYS):
+            msgs = row["messages"]
+            last = max((i for i, m in enumerate(msgs) if m.get("role") == "assistant"), default=-1)
+            if last < 0:
+                raise ValueError("'messages' has no assistant message to score")
+            fields["response"] = [msgs[last]]
+            fields.setdefault("prompt", msgs[:last])
+            used.add("messages")
+        elif isinstance(row.get("query"), str) and not any(k in row for k in RESPONSE_KEYS):
+            query, prompt = row["query"], row.get("prompt")
+            if isinstance(prompt, str) and query.startswith(prompt):
+                fields["response"] = query[len(prompt):]
+                fields.setdefault("prompt", prompt)
+                used.add("prompt")
+            else:
+                fields["response"] = query
+            used.add("query")
+        else:
+            v = _first(row, RESPONSE_KEYS, used)
+            if v is _MISSING:
+                raise ValueError(
+                    "no response field (looked for " + ", ".join(RESPONSE_KEYS)
+                    + ", messages, query; use --map response=FIELD)")
+            if isinstance(v, list) and not _is_messages(v):
+                if len(v) != 1:
+                    raise ValueError(f"response is a list of {len(v)} items; one row, one response")
+                v = v[0]
+            fields["response"] = v
+    if "prompt" not in fields:
+        v = _first(row, PROMPT_KEYS, used)
+        fields["prompt"] = "" if v is _MISSING else v
+    if "reference" not in fields:
+        v = _first(row, REFERENCE_KEYS, used)
+        if v is not _MISSING:
+            fields["reference"] = v
+    if "id" not in fields:
+        v = _first(row, ID_KEYS, used)
+        if v is not _MISSING:
+            fields["id"] = str(v)
+    if row_id is not None and fields.get("id") is None:
+        fields["id"] = row_id
+    if "trajectory" not in fields and isinstance(row.get("trajectory"), list):
+        fields["trajectory"] = row["trajectory"]
+        used.add("trajectory")
+    meta = {k: v for k, v in row.items() if k not in used}
+    if isinstance(row.get("metadata"), Mapping):
+        meta.pop("metadata")
+        meta = {**row["metadata"], **meta}
+    if isinstance(fields.get("prompt"), str | list) is False:
+        fields["prompt"] = str(fields["prompt"])
+    if not isinstance(fields["response"], str | list):
+        raise ValueError(f"response is a {type(fields['response']).__name__}, expected text or messages")
+    try:
+        return Sample(metadata=meta, **fields)
+    except ValueError as exc:
+        first = str(exc).splitlines()
+        raise ValueError("; ".join(first[:3])) from None

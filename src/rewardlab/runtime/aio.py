@@ -1,0 +1,89 @@
+"""Concurrency for `io` rewards: a concurrency cap, a requests-per-minute limit, timeouts and
+retries with exponential backoff. A reward that returns a `Score` (even an error) is not
+retried: that is its verdict. An exception or a timeout is retried, unless the exception has
+``retryable = False``."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+
+class RateLimiter:
+    """Spaces request starts so that at most `rpm` start in any minute (a leaky bucket)."""
+
+    def __init__(self, rpm: float | None) -> None:
+        self.interval = 60.0 / rpm if rpm else 0.0
+        self._next = 0.0
+        self._lock = asyncio.Lock()
+
+    async def wait(self) -> None:
+        if not self.interval:
+            return
+        async with self._lock:
+            now = time.monotonic()
+            start = max(now, self._next)
+            self._next = start + self.interval
+        if start > now:
+            await asyncio.sleep(start - now)
+
+
+@dataclass
+class IOLimits:
+    max_concurrency: int = 8
+    rpm: float | None = None
+    timeout: float = 30.0
+    retries: int = 2
+    backoff: float = 0.5
+    backoff_max: float = 20.0
+
+
+class RetriesExhausted(Exception):
+    def __init__(self, attempts: int, last: BaseException) -> None:
+        kind = "timeout" if isinstance(last, TimeoutError) else type(last).__name__
+        super().__init__(f"failed after {attempts} attempt(s); last: {kind}: {last}")
+
+
+class Limited:
+    """Runs calls under one set of limits (shared by all samples of one reward)."""
+
+    def __init__(self, limits: IOLimits) -> None:
+        self.limits = limits
+        self._sem = asyncio.Semaphore(limits.max_concurrency)
+        self._rate = RateLimiter(limits.rpm)
+        self.attempts = 0
+
+    async def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        lim = self.limits
+        last: BaseException | None = None
+        for attempt in range(lim.retries + 1):
+            if attempt:
+                delay = min(lim.backoff_max, lim.backoff * 2 ** (attempt - 1))
+                await asyncio.sleep(delay * (0.5 + random.random() / 2))
+            async with self._sem:
+                await self._rate.wait()
+                self.attempts += 1
+                try:
+                    return await asyncio.wait_for(_invoke(fn, *args, **kwargs), lim.timeout)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # retried, then reported: never a silent value
+                    last = exc
+                    if getattr(exc, "retryable", True) is False:
+                        break
+        assert last is not None
+        raise RetriesExhausted(attempt + 1, last)
+
+
+async def _invoke(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    if inspect.iscoroutinefunction(fn):
+        return await fn(*args, **kwargs)
+    result = await asyncio.to_thread(fn, *args, **kwargs)
+    if isinstance(result, Awaitable):
+        return await result
+    return result

@@ -1,0 +1,191 @@
+"""Isolating process pool for `cpu` rewards.
+
+Each worker is a separate process (started from a fork server, in its own process group,
+with an address-space limit). The parent enforces a hard wall-clock timeout per sample by
+waiting on the worker's pipe; on a timeout, crash, segfault or `os._exit` it kills the
+worker's whole process group, marks that sample `error` with the reason, starts a new worker
+and carries on with the rest of the chunk. No signals are used in the caller, so the pool works
+from the main thread, worker threads and a running asyncio loop alike.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import queue
+import signal
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from typing import TYPE_CHECKING, Any
+
+from rewardlab.core.types import Sample, Score
+from rewardlab.runtime import worker as _worker
+
+if TYPE_CHECKING:
+    from rewardlab.core.reward import Reward
+
+
+def _describe_exit(code: int | None) -> str:
+    if code is None:
+        return "the worker stopped answering"
+    if code < 0:
+        try:
+            return f"the worker was killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"the worker was killed by signal {-code}"
+    return f"the worker exited with code {code}"
+
+
+@dataclass
+class _Worker:
+    proc: Any
+    conn: Connection
+
+    def kill(self) -> None:
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        self.proc.kill()
+        self.proc.join(timeout=5)
+        self.conn.close()
+
+
+class ProcessPool:
+    """A fixed number of isolated worker processes, shared by any number of threads.
+
+    `memory_mb` caps each worker's address space (RLIMIT_AS); `None` leaves it unlimited.
+    """
+
+    def __init__(self, workers: int | None = None, memory_mb: int | None = 4096) -> None:
+        self.size = max(1, workers or os.cpu_count() or 1)
+        self.memory_mb = memory_mb
+        self._ctx = mp.get_context("forkserver")
+        self._ctx.set_forkserver_preload(["rewardlab.runtime.worker"])
+        self._idle: queue.SimpleQueue[_Worker | None] = queue.SimpleQueue()
+        self._started = 0
+        self._lock = threading.Lock()
+        self._all: set[_Worker] = set()
+        self._closed = False
+        self.restarts = 0
+        self._threads = ThreadPoolExecutor(self.size, thread_name_prefix="rewardlab-pool")
+
+    # -- workers -----------------------------------------------------------------------------
+    def _spawn(self) -> _Worker:
+        parent, child = self._ctx.Pipe(duplex=True)
+        proc = self._ctx.Process(
+            target=_worker.main, args=(child, self.memory_mb), daemon=True, name="rewardlab-worker"
+        )
+        proc.start()
+        child.close()
+        w = _Worker(proc, parent)
+        with self._lock:
+            self._all.add(w)
+        return w
+
+    def _checkout(self) -> _Worker:
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the process pool is closed")
+            if self._started < self.size:
+                self._started += 1
+                spawn = True
+            else:
+                spawn = False
+        if spawn:
+            return self._spawn()
+        w = self._idle.get()
+        if w is None:
+            raise RuntimeError("the process pool is closed")
+        return w
+
+    def _replace(self, w: _Worker) -> _Worker:
+        w.kill()
+        with self._lock:
+            self._all.discard(w)
+            self.restarts += 1
+        return self._spawn()
+
+    # -- scoring -----------------------------------------------------------------------------
+    def run(self, reward: Reward, samples: Sequence[Sample], timeout: float) -> list[Score]:
+        """Score `samples` on one worker, each with a hard `timeout` in seconds."""
+        n = len(samples)
+        results: list[Score | None] = [None] * n
+        w = self._checkout()
+        try:
+            done = 0
+            while done < n:
+                try:
+                    w.conn.send((reward, list(samples[done:])))
+                except (BrokenPipeError, OSError):
+                    w = self._replace(w)
+                    w.conn.send((reward, list(samples[done:])))
+                started = time.monotonic()
+                while done < n:
+                    remaining = timeout - (time.monotonic() - started)
+                    if remaining <= 0 or not w.conn.poll(remaining):
+                        results[done] = Score.error(
+                            f"timeout: no result within {timeout:g}s (worker killed)"
+                        )
+                        done += 1
+                        w = self._replace(w)
+                        break
+                    try:
+                        score = w.conn.recv()
+                    except (EOFError, OSError):
+                        w.proc.join(timeout=2)
+                        results[done] = Score.error(
+                            f"crash: {_describe_exit(w.proc.exitcode)} while scoring this sample"
+                        )
+                        done += 1
+                        w = self._replace(w)
+                        break
+                    results[done] = score
+                    done += 1
+                    started = time.monotonic()
+        except BaseException:
+            w.kill()
+            with self._lock:
+                self._all.discard(w)
+                self._started -= 1
+            raise
+        self._idle.put(w)
+        return [r if r is not None else Score.error("internal: missing result") for r in results]
+
+    def map(
+        self, reward: Reward, samples: Sequence[Sample], timeout: float, chunk: int = 0
+    ) -> list[Score]:
+        """Score `samples` across all workers, in chunks, keeping order."""
+        if not samples:
+            return []
+        chunk = chunk or max(1, min(256, -(-len(samples) // (self.size * 4))))
+        parts = [samples[i : i + chunk] for i in range(0, len(samples), chunk)]
+        out: list[Score] = []
+        for part in self._threads.map(lambda p: self.run(reward, p, timeout), parts):
+            out.extend(part)
+        return out
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            workers = list(self._all)
+            self._all.clear()
+        for w in workers:
+            try:
+                w.conn.send(None)
+            except OSError:
+                pass
+            w.kill()
+        for _ in range(self.size):
+            self._idle.put(None)
+        self._threads.shutdown(wait=False)
+
+    def __enter__(self) -> ProcessPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
