@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,8 @@ from rewardlab.core.types import Sample, Score
 from rewardlab.io.rows import to_sample
 from rewardlab.runtime.engine import Runtime, run_sync
 
+_IMPORT_PATH = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*")
+_NAME = re.compile(r"[A-Za-z_][\w-]*")
 SpecLike = Spec | Node | Reward | RewardDef | str | Path | Mapping[str, Any]
 
 
@@ -28,11 +31,21 @@ def build(spec: SpecLike, **params: Any) -> Spec:
         spec = spec(**params)
     if isinstance(spec, Reward):
         return Spec(Leaf(spec, label=spec.name), Policies())
-    if isinstance(spec, str) and spec in registry:
+    if isinstance(spec, str) and _looks_like_name(spec):
         return build(registry.get(spec), **params)
+    if params:
+        raise ValueError("parameters are given with a single reward name, not with a spec")
     if isinstance(spec, Mapping):
         return load_spec(dict(spec))
     return load_spec(spec)
+
+
+def _looks_like_name(text: str) -> bool:
+    """A registered name or import path rather than a spec file or YAML text."""
+    if text in registry or _IMPORT_PATH.fullmatch(text):
+        return True
+    return bool(_NAME.fullmatch(text)) and not Path(text).exists() \
+        and not text.endswith((".yaml", ".yml", ".toml"))
 
 
 def _samples(samples: Sequence[Sample | Mapping[str, Any]]) -> list[Sample]:

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import typer
 import yaml
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -31,7 +32,7 @@ from rewardlab.runtime.engine import Runtime
 
 app = typer.Typer(help="rewardlab: the reward layer for RL post-training.", no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=False)
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 
 def default_cache() -> Path:
@@ -53,8 +54,18 @@ def _pairs(items: list[str] | None, what: str) -> dict[str, Any]:
 
 
 @app.command("list")
-def list_rewards() -> None:
+def list_rewards(
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON object per reward")] = False,
+) -> None:
     """Every registered reward, with what its score means."""
+    if as_json:
+        for d in registry.all():
+            i = d.info
+            print(json.dumps({"name": i.name, "kind": i.kind, "range": list(i.range),
+                              "direction": i.direction, "granularity": i.granularity,
+                              "version": i.version, "description": i.description,
+                              "meaning": i.describe(), "parameters": d.params}, default=repr))
+        return
     table = Table(title="rewards")
     for col in ("name", "kind", "score", "description", "parameters"):
         table.add_column(col, overflow="fold")
@@ -63,7 +74,7 @@ def list_rewards() -> None:
         table.add_row(d.info.name, d.info.kind, d.info.describe(), d.info.description, params)
     Console().print(table)
     for name, why in registry.load_errors.items():
-        err.print(f"[yellow]plugin {name} failed to load: {why}")
+        err.print(f"[yellow]plugin {name} failed to load: {escape(why)}")
 
 
 def _print_summary(s: Summary, out: Path) -> None:
@@ -94,7 +105,7 @@ def score_cmd(
     param: Annotated[list[str] | None, typer.Option("--param", "-p", help="KEY=VALUE for a named reward")] = None,
     map_: Annotated[list[str] | None, typer.Option("--map", help="FIELD=PATH, e.g. response=output.text")] = None,
     split: Annotated[str | None, typer.Option(help="split of an HF DatasetDict")] = None,
-    cache: Annotated[Path | None, typer.Option(help="score cache (SQLite) [default: ~/.cache/rewardlab/scores.db]")] = None,
+    cache: Annotated[Path | None, typer.Option(help="SQLite cache [default: ~/.cache/rewardlab/scores.db]")] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="do not read or write the cache")] = False,
     workers: Annotated[int | None, typer.Option(help="process-pool size [default: cores]")] = None,
     timeout: Annotated[float | None, typer.Option(help="per-sample timeout in seconds, all rewards")] = None,
@@ -109,7 +120,7 @@ def score_cmd(
         else:
             spec = build(reward)
     except (SpecError, UnknownRewardError, ValueError, TypeError) as exc:
-        err.print(f"[red]error:[/red] {exc}")
+        err.print(f"[red]error:[/red] {escape(str(exc))}")
         raise typer.Exit(2) from None
     mapping = _pairs(map_, "map")
     rt = Runtime(workers=workers, timeout=timeout,
@@ -117,7 +128,7 @@ def score_cmd(
     total = count_rows(input) if input.exists() else None
 
     def malformed(where: str, why: str) -> None:
-        err.print(f"[yellow]skipped {input}:{where}:[/yellow] {why}")
+        err.print(f"[yellow]skipped {escape(str(input))}:{where}:[/yellow] {escape(why)}")
 
     columns = [TextColumn("[bold]scoring"), BarColumn(), MofNCompleteColumn(),
                TaskProgressColumn(), TextColumn("{task.fields[rate]} rows/s"),
@@ -136,7 +147,7 @@ def score_cmd(
                                  chunk_size=chunk_size, on_progress=advance,
                                  on_malformed=malformed)
     except (FileNotFoundError, ValueError) as exc:
-        err.print(f"[red]error:[/red] {exc}")
+        err.print(f"[red]error:[/red] {escape(str(exc))}")
         raise typer.Exit(2) from None
     finally:
         rt.close()
@@ -146,6 +157,9 @@ def score_cmd(
 
 
 def main() -> None:
+    # like other app runners, let `--reward my_module:my_fn` find modules in the working directory
+    if "" not in sys.path and "." not in sys.path:
+        sys.path.insert(0, ".")
     app()
 
 

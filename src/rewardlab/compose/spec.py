@@ -16,7 +16,7 @@ A node is a registered reward name, or a mapping with exactly one of these keys:
 
 | key | value | other keys |
 |---|---|---|
-| `reward` | a registered name | `params`, `label`, `weight`, `timeout`, `max_concurrency`, `rpm`, `retries`, `batch_size` |
+| `reward` | a name or `module:fn` | `params`, `label`, `weight`, `timeout`, `max_concurrency`, `rpm`, `retries` |
 | `sum` | list of nodes (each may carry `weight`) | `label`, `weight` |
 | `gate` | `{when: node, then: node, threshold: 1.0, otherwise: 0.0}` | `label`, `weight` |
 | `penalty` | `{base: node, factor: node}` (factor in [0, 1]) | `label`, `weight` |
@@ -33,6 +33,7 @@ offending key and, for files, its line.
 from __future__ import annotations
 
 import math
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -41,7 +42,16 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from rewardlab.compose import transforms as tf
-from rewardlab.compose.nodes import Ensemble, Gate, Leaf, Node, Penalty, Policies, Policy, WeightedSum
+from rewardlab.compose.nodes import (
+    Ensemble,
+    Gate,
+    Leaf,
+    Node,
+    Penalty,
+    Policies,
+    Policy,
+    WeightedSum,
+)
 from rewardlab.core.registry import UnknownRewardError, registry
 from rewardlab.runtime.engine import LeafOptions
 
@@ -344,31 +354,32 @@ def _yaml_lines(text: str) -> dict[PathT, int]:
     return lines
 
 
-def _toml_lines(text: str, data: Any) -> dict[PathT, int]:
-    """Best-effort lines for TOML keys: the first line that assigns or opens each key."""
+def _toml_lines(text: str) -> dict[PathT, int]:
+    """Lines of TOML keys: table headers (arrays of tables counted) and `key = value` lines.
+    Keys inside inline tables take the line of the key that holds them."""
     lines: dict[PathT, int] = {}
-    rows = text.splitlines()
-
-    def find(key: str, start: int) -> int | None:
-        for n in range(start, len(rows)):
-            s = rows[n].strip()
-            if s.startswith((f"{key} ", f"{key}=", f"[{key}", f"[[{key}")) or f".{key}" in s \
-                    or f"{key} =" in s or f"{{{key}" in s:
-                return n + 1
-        return None
-
-    def walk(obj: Any, path: PathT, start: int) -> None:
-        if isinstance(obj, dict):
-            for k, v in obj.items():
-                line = find(k, max(0, start - 1))
-                if line is not None:
-                    lines[path + (k,)] = line
-                walk(v, path + (k,), line or start)
-        elif isinstance(obj, list):
-            for i, v in enumerate(obj):
-                walk(v, path + (i,), start)
-
-    walk(data, (), 1)
+    counts: dict[PathT, int] = {}
+    table: PathT = ()
+    key_re = re.compile(r'^\s*("[^"]*"|[A-Za-z0-9_.-]+)\s*=')
+    for n, raw in enumerate(text.splitlines(), start=1):
+        stripped = raw.strip()
+        if stripped.startswith("[["):
+            base = tuple(k.strip().strip('"') for k in stripped.strip("[] ").split("."))
+            idx = counts.get(base, -1) + 1
+            counts[base] = idx
+            table = base + (idx,)
+            for i in range(1, len(base) + 1):
+                lines.setdefault(base[:i], n)
+            lines[table] = n
+        elif stripped.startswith("["):
+            table = tuple(k.strip().strip('"') for k in stripped.strip("[] ").split("."))
+            for i in range(1, len(table) + 1):
+                lines.setdefault(table[:i], n)
+        else:
+            m = key_re.match(raw)
+            if m:
+                key = tuple(k.strip().strip('"') for k in m.group(1).split("."))
+                lines[table + key] = n
     return lines
 
 
@@ -391,7 +402,7 @@ def load_spec(source: str | Path | dict[str, Any]) -> Spec:
         try:
             if name and name.endswith(".toml"):
                 data = tomllib.loads(text)
-                lines = _toml_lines(text, data)
+                lines = _toml_lines(text)
             else:
                 data = yaml.safe_load(text)
                 lines = _yaml_lines(text)

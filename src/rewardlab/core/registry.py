@@ -65,6 +65,10 @@ class Registry:
                     self.add(obj)
 
     def get(self, name: str) -> RewardDef:
+        """A reward by registered name, or by import path ``package.module:function`` (a plain
+        function found that way is declared with the defaults of `@reward`)."""
+        if ":" in name:
+            return _import(name)
         self._load()
         try:
             return self._defs[name]
@@ -83,6 +87,23 @@ class Registry:
     def all(self) -> list[RewardDef]:
         self._load()
         return [self._defs[k] for k in sorted(self._defs)]
+
+
+def _import(path: str) -> RewardDef:
+    from rewardlab.core.reward import reward
+
+    module, _, attr = path.partition(":")
+    try:
+        obj: object = importlib.import_module(module)
+        for part in attr.split("."):
+            obj = getattr(obj, part)
+    except (ImportError, AttributeError) as exc:
+        raise UnknownRewardError(f"cannot import reward {path!r}: {exc}") from None
+    if isinstance(obj, RewardDef):
+        return obj
+    if callable(obj):
+        return reward(obj, register=False)  # type: ignore[no-any-return]
+    raise UnknownRewardError(f"{path!r} is neither a reward nor a function")
 
 
 registry = Registry()

@@ -104,9 +104,7 @@ def to_score(out: Any, info: RewardInfo) -> Score:
     """Turn what a reward function returned into a `Score`, failing closed on anything odd."""
     if isinstance(out, Score):
         score = out
-    elif isinstance(out, bool):
-        score = Score(value=float(out))
-    elif isinstance(out, int | float):
+    elif isinstance(out, int | float):  # bool included
         if not math.isfinite(out):
             return Score.error(f"reward returned a non-finite value {out!r}")
         score = Score(value=float(out))

@@ -45,9 +45,9 @@ def get_path(row: Mapping[str, Any], dotted: str) -> Any:
 
 def _first(row: Mapping[str, Any], keys: tuple[str, ...], used: set[str]) -> Any:
     for k in keys:
-        v = get_path(row, k)
+        v = row.get(k) if "." not in k else get_path(row, k)
         if v is not _MISSING and v is not None:
-            used.add(k.split(".")[0])
+            used.add(k.split(".", 1)[0])
             return v
     return _MISSING
 
@@ -70,34 +70,33 @@ def to_sample(row: Mapping[str, Any], mapping: Mapping[str, str] | None = None,
         used.add(src.split(".")[0])
 
     if "response" not in fields:
-        if _is_messages(row.get("messages")) and not any(k in row for k in RESPONSE_KEYS):
+        v = _first(row, RESPONSE_KEYS, used)
+        if v is not _MISSING:
+            if isinstance(v, list) and not _is_messages(v):  # verl's `responses`: one per row
+                if len(v) != 1:
+                    raise ValueError(f"response is a list of {len(v)} items; one row, one response")
+                v = v[0]
+        elif _is_messages(row.get("messages")):
             msgs = row["messages"]
             last = max((i for i, m in enumerate(msgs) if m.get("role") == "assistant"), default=-1)
             if last < 0:
                 raise ValueError("'messages' has no assistant message to score")
-            fields["response"] = [msgs[last]]
+            v = [msgs[last]]
             fields.setdefault("prompt", msgs[:last])
             used.add("messages")
-        elif isinstance(row.get("query"), str) and not any(k in row for k in RESPONSE_KEYS):
+        elif isinstance(row.get("query"), str):
             query, prompt = row["query"], row.get("prompt")
+            v = query
             if isinstance(prompt, str) and query.startswith(prompt):
-                fields["response"] = query[len(prompt):]
+                v = query[len(prompt):]
                 fields.setdefault("prompt", prompt)
                 used.add("prompt")
-            else:
-                fields["response"] = query
             used.add("query")
         else:
-            v = _first(row, RESPONSE_KEYS, used)
-            if v is _MISSING:
-                raise ValueError(
-                    "no response field (looked for " + ", ".join(RESPONSE_KEYS)
-                    + ", messages, query; use --map response=FIELD)")
-            if isinstance(v, list) and not _is_messages(v):
-                if len(v) != 1:
-                    raise ValueError(f"response is a list of {len(v)} items; one row, one response")
-                v = v[0]
-            fields["response"] = v
+            raise ValueError(
+                "no response field (looked for " + ", ".join(RESPONSE_KEYS)
+                + ", messages, query; use --map response=FIELD)")
+        fields["response"] = v
     if "prompt" not in fields:
         v = _first(row, PROMPT_KEYS, used)
         fields["prompt"] = "" if v is _MISSING else v

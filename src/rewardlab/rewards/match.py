@@ -36,17 +36,24 @@ def _references(reference: Any) -> list[str]:
 
 @reward(range=(0, 1))
 def exact_match(response_text: str, reference: Any, *, normalize: bool = True,
-                strip_think: bool = True) -> float | Score:
+                strip_think: bool = True, answer_tag: str | None = "answer") -> float | Score:
     """1 if the response equals the reference (any of several) after normalisation, else 0.
 
     `normalize` applies SQuAD-style normalisation; `strip_think` drops a leading
-    `<think>...</think>` block first. Abstains when the sample has no reference.
+    `<think>...</think>` block first; with `answer_tag` set, a response holding an
+    `<answer>...</answer>` block is compared by the content of its last such block.
+    Abstains when the sample has no reference.
     """
     if reference is None:
         return Score.abstain("no reference to compare with")
     text = response_text
     if strip_think and "</think>" in text:
         text = text.rsplit("</think>", 1)[1]
+    if answer_tag:
+        end = text.rfind(f"</{answer_tag}>")
+        start = text.rfind(f"<{answer_tag}>", 0, max(end, 0))
+        if 0 <= start < end:
+            text = text[start + len(answer_tag) + 2 : end]
     if normalize:
         text = normalize_text(text)
         refs = [normalize_text(r) for r in _references(reference)]

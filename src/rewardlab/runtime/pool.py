@@ -40,7 +40,7 @@ def _describe_exit(code: int | None) -> str:
     return f"the worker exited with code {code}"
 
 
-@dataclass
+@dataclass(eq=False)
 class _Worker:
     proc: Any
     conn: Connection

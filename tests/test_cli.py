@@ -1,0 +1,101 @@
+"""The `rewardlab` command end to end, including a run killed with SIGKILL and resumed."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from rewardlab.cli import app
+
+ROOT = Path(__file__).resolve().parents[1]
+runner = CliRunner()
+
+
+def _write(path: Path, rows: list[object]) -> None:
+    path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows))
+
+
+def _out(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_score_reports_malformed_lines_and_goes_on(tmp_path: Path) -> None:
+    inp, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    _write(inp, [{"prompt": "q", "completion": "Paris", "solution": "paris"},
+                 '{"prompt": "q", "completion": ',
+                 {"prompt": "q"},
+                 {"prompt": "q", "completion": "Rome", "solution": "paris"},
+                 {"prompt": "q", "completion": "x"}])
+    res = runner.invoke(app, ["score", str(inp), "-r", "exact_match", "-o", str(out),
+                              "--no-cache", "-q", "--summary-json", str(tmp_path / "s.json")])
+    assert res.exit_code == 0, res.output
+    assert "in.jsonl:line 2" in res.output and "invalid JSON" in res.output
+    assert "line 3" in res.output and "no response field" in res.output
+    rows = _out(out)
+    assert [(r["_row"], r["reward"], r["reward_status"]) for r in rows] == [
+        (1, 1.0, "ok"), (4, 0.0, "ok"), (5, None, "abstain")]
+    assert rows[2]["reward_reason"] == "no reference to compare with"
+    summary = json.loads((tmp_path / "s.json").read_text())
+    assert summary["malformed"] == 2 and summary["statuses"] == {"ok": 2, "abstain": 1}
+
+
+def test_named_reward_with_params_and_unknown_name(tmp_path: Path) -> None:
+    inp, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    _write(inp, [{"prompt": "q", "completion": "Paris.", "solution": "Paris"}])
+    res = runner.invoke(app, ["score", str(inp), "-r", "exact_match", "-p", "normalize=false",
+                              "-o", str(out), "--no-cache", "-q"])
+    assert res.exit_code == 0, res.output
+    assert _out(out)[0]["reward"] == 0.0
+    bad = runner.invoke(app, ["score", str(inp), "-r", "exact_mach", "-o", str(out), "-q"])
+    assert bad.exit_code == 2 and "unknown reward 'exact_mach'" in bad.output
+
+
+def test_list_shows_what_scores_mean() -> None:
+    res = runner.invoke(app, ["list", "--json"])
+    assert res.exit_code == 0
+    rewards = {d["name"]: d for d in map(json.loads, res.output.splitlines())}
+    em = rewards["exact_match"]
+    assert em["range"] == [0.0, 1.0] and em["meaning"] == "[0, 1], higher is better, per sequence"
+    assert {"normalize": True, "strip_think": True}.items() <= em["parameters"].items()
+    table = runner.invoke(app, ["list"], env={"COLUMNS": "250"})
+    assert "exact_match" in table.output and "higher is better" in table.output
+
+
+@pytest.mark.slow
+def test_sigkilled_run_resumes_to_exactly_once_output(tmp_path: Path) -> None:
+    n = 3000
+    inp, out, cache = tmp_path / "in.jsonl", tmp_path / "out.jsonl", tmp_path / "c.db"
+    _write(inp, [{"id": f"r{i}", "prompt": f"p{i % 7}", "completion": "x" * (i % 50)}
+                 for i in range(n)])
+    cmd = [sys.executable, "-m", "rewardlab.cli", "score", str(inp), "-o", str(out),
+           "-r", "tests.runtime.rewards_for_tests:burn", "-p", "n=30000", "--workers", "2",
+           "--chunk-size", "64", "--cache", str(cache), "-q"]
+    rng = random.Random(7)
+    kills = 0
+    for _ in range(4):
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, start_new_session=True)
+        time.sleep(rng.uniform(1.0, 3.0))
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            kills += 1
+        proc.wait()
+    assert kills >= 1
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    rows = _out(out)
+    ids = Counter(r["_row"] for r in rows)
+    assert set(ids) == set(range(1, n + 1))
+    assert max(ids.values()) == 1
+    assert all(r["reward_status"] == "ok" for r in rows)
+    assert len({r["id"] for r in rows}) == n
