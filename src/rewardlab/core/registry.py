@@ -15,6 +15,7 @@ import difflib
 import importlib
 import pkgutil
 import threading
+from types import ModuleType
 from importlib.metadata import entry_points
 
 from rewardlab.core.reward import RewardDef
@@ -54,15 +55,21 @@ class Registry:
 
             for mod in pkgutil.iter_modules(builtin.__path__):
                 if not mod.name.startswith("_"):
-                    importlib.import_module(f"rewardlab.rewards.{mod.name}")
+                    self._add_from(importlib.import_module(f"rewardlab.rewards.{mod.name}"))
             for ep in entry_points(group=ENTRY_POINT_GROUP):
                 try:
-                    obj = ep.load()
+                    self._add_from(ep.load())
                 except Exception as exc:  # a broken plugin is reported, never hides the rest
                     self.load_errors[ep.name] = f"{type(exc).__name__}: {exc}"
-                    continue
-                if isinstance(obj, RewardDef):
-                    self.add(obj)
+
+    def _add_from(self, obj: object) -> None:
+        """Add a `RewardDef`, or every `RewardDef` defined in a module."""
+        if isinstance(obj, RewardDef):
+            self.add(obj)
+        elif isinstance(obj, ModuleType):
+            for value in vars(obj).values():
+                if isinstance(value, RewardDef) and value.fn.__module__ == obj.__name__:
+                    self.add(value)
 
     def get(self, name: str) -> RewardDef:
         """A reward by registered name, or by import path ``package.module:function`` (a plain
