@@ -1,6 +1,6 @@
 """rewardlab: the reward layer for RL post-training of language models and agents."""
 
-from rewardlab.api import ascore, build, score
+from rewardlab.api import RewardUnavailableError, ascore, build, score, to_values
 from rewardlab.compose.spec import Spec, SpecError, load_spec
 from rewardlab.core.registry import registry
 from rewardlab.core.reward import Reward, RewardDef, reward
@@ -25,6 +25,7 @@ __all__ = [
     "PreferencePair",
     "PreferenceSet",
     "Reward",
+    "RewardUnavailableError",
     "RewardDef",
     "Runtime",
     "Sample",
@@ -40,4 +41,5 @@ __all__ = [
     "registry",
     "reward",
     "score",
+    "to_values",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -81,3 +82,25 @@ def score(
 ) -> list[Score]:
     """Sync twin of `ascore`; safe to call from threads and from inside a running loop."""
     return run_sync(ascore(samples, spec, runtime=runtime, **runtime_options))
+
+
+class RewardUnavailableError(RuntimeError):
+    """Raised by `to_values(..., on_failure="raise")` for a score that is not `ok`."""
+
+
+def to_values(scores: Sequence[Score], on_failure: str | float = "nan") -> list[float]:
+    """The floats a trainer receives: `ok` values as they are; for the rest, the policy you
+    choose: ``"nan"`` (drop them downstream), ``"raise"``, or an explicit number."""
+    out: list[float] = []
+    for i, s in enumerate(scores):
+        if s.value is not None:
+            out.append(s.value)
+        elif on_failure == "raise":
+            raise RewardUnavailableError(f"sample {i}: {s.status.value}: {s.reason}")
+        elif on_failure == "nan":
+            out.append(math.nan)
+        elif isinstance(on_failure, int | float):
+            out.append(float(on_failure))
+        else:
+            raise ValueError(f"on_failure must be 'nan', 'raise' or a number, not {on_failure!r}")
+    return out

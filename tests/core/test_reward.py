@@ -79,3 +79,12 @@ def test_reward_object_is_callable_on_one_sample_and_on_a_batch() -> None:
     assert em(Sample(response="Paris.", reference="paris")).value == 1.0
     assert [s.value for s in em([Sample(response="x", reference="y")])] == [0.0]
     assert isinstance(em(Sample(response="x")), Score)
+
+
+def test_to_values_applies_the_chosen_policy() -> None:
+    scores = [Score(value=0.5), Score.error("timeout"), Score.abstain("no answer")]
+    nan = rl.to_values(scores)
+    assert nan[0] == 0.5 and all(v != v for v in nan[1:])
+    assert rl.to_values(scores, -1.0) == [0.5, -1.0, -1.0]
+    with pytest.raises(rl.RewardUnavailableError, match="sample 1: error: timeout"):
+        rl.to_values(scores, "raise")
