@@ -116,6 +116,8 @@ def _resolve(
     for child, sc in zip(children, scores, strict=True):
         if sc.status is Status.ok:
             values.append(sc.value)
+            if sc.reason:  # a child's own notes (e.g. a fallback deeper down) stay visible
+                notes.append(f"{child.label}: {sc.reason}")
             continue
         policy = policies.for_status(sc.status)
         if policy == "propagate":

@@ -15,8 +15,8 @@ import difflib
 import importlib
 import pkgutil
 import threading
-from types import ModuleType
 from importlib.metadata import entry_points
+from types import ModuleType
 
 from rewardlab.core.reward import RewardDef
 

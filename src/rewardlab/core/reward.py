@@ -22,7 +22,7 @@ import json
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from rewardlab.core.types import Cost, Sample, Score, Status
@@ -77,6 +77,7 @@ class RewardInfo:
     batch_size: int = 64
     max_concurrency: int = 8
     retries: int = 2
+    range_fn: Callable[[dict[str, Any]], tuple[float, float]] | None = None
 
     def describe(self) -> str:
         lo, hi = self.range
@@ -186,6 +187,9 @@ class Reward:
         self.definition = definition
         self.params = {**definition.params, **params}
         self.info = definition.info
+        if self.info.range_fn is not None:  # a range that depends on the parameters
+            lo, hi = self.info.range_fn(self.params)  # may reject bad parameters (ValueError)
+            self.info = replace(self.info, range=(float(lo), float(hi)))
         self.fingerprint = fingerprint_of(
             {"name": self.info.name, "version": self.info.version, "params": self.params}
         )
@@ -250,7 +254,7 @@ def reward(
     fn: Callable[..., Any] | None = None,
     *,
     name: str | None = None,
-    range: tuple[float, float] = (0.0, 1.0),  # noqa: A002 - the natural word
+    range: tuple[float, float] | Callable[[dict[str, Any]], tuple[float, float]] = (0.0, 1.0),  # noqa: A002
     direction: Direction = "higher",
     granularity: Granularity = "sequence",
     kind: Kind = "inline",
@@ -264,6 +268,8 @@ def reward(
 ) -> Any:
     """Declare a reward. Use bare (`@reward`) or with options (`@reward(kind="cpu", ...)`).
 
+    `range` may be a function of the parameters (a dict) returning (lo, hi); it is called when
+    the reward is configured and may raise `ValueError` to reject parameters.
     `batched` (default: true for `kind="model"`) means the function takes ``samples`` (a list)
     and returns one result per sample. The first line of the docstring is the description
     shown by `rewardlab list`; say there what the score means.
@@ -271,10 +277,21 @@ def reward(
 
     def wrap(f: Callable[..., Any]) -> RewardDef:
         doc = (inspect.getdoc(f) or "").strip().splitlines()
+        range_fn = range if callable(range) else None
+        if range_fn is None:
+            lo, hi = range  # type: ignore[misc]
+        else:
+            defaults = {p.name: p.default for p in inspect.signature(f).parameters.values()
+                        if p.kind is inspect.Parameter.KEYWORD_ONLY}
+            try:
+                lo, hi = range_fn(defaults)
+            except (ValueError, TypeError):  # defaults incomplete: the listing says unbounded
+                lo, hi = -math.inf, math.inf
         info = RewardInfo(
             name=name or f.__name__,
             description=doc[0] if doc else "",
-            range=(float(range[0]), float(range[1])),
+            range=(float(lo), float(hi)),
+            range_fn=range_fn,
             direction=direction,
             granularity=granularity,
             kind=kind,

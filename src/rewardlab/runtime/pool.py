@@ -10,13 +10,15 @@ from the main thread, worker threads and a running asyncio loop alike.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
 import os
 import queue
 import signal
+import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -38,6 +40,22 @@ def _describe_exit(code: int | None) -> str:
         except ValueError:
             return f"the worker was killed by signal {-code}"
     return f"the worker exited with code {code}"
+
+
+@contextlib.contextmanager
+def _main_file_hidden_unless_importable() -> Iterator[None]:
+    """A new worker re-imports the caller's main script; when that script is not a file
+    (`python -`, `python -c`, a notebook), hide its name so the worker does not try."""
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    if main is None or path is None or os.path.isfile(path):
+        yield
+        return
+    del main.__file__
+    try:
+        yield
+    finally:
+        main.__file__ = path
 
 
 @dataclass(eq=False)
@@ -80,7 +98,8 @@ class ProcessPool:
         proc = self._ctx.Process(
             target=_worker.main, args=(child, self.memory_mb), daemon=True, name="rewardlab-worker"
         )
-        proc.start()
+        with _main_file_hidden_unless_importable():
+            proc.start()
         child.close()
         w = _Worker(proc, parent)
         with self._lock:

@@ -1,0 +1,328 @@
+"""Format rewards: a user regular expression, the ``<think>...</think><answer>...</answer>``
+structure, JSON validity and JSON-schema conformance.
+
+All score 1 for a well-formed response and 0 otherwise (`json_schema` can give partial credit);
+a 0 carries the reason in ``details["problem"]``. A reward that cannot be computed (a bad pattern,
+an invalid schema, a timeout) is an error score, never a 0.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from rewardlab.core.reward import reward
+from rewardlab.core.types import Score
+
+# -- helpers shared by the text rewards ------------------------------------------------------
+
+
+def after_think(text: str, tag: str = "think") -> str:
+    """The text after the last ``</think>`` (or ``</tag>``); the text itself when there is none."""
+    close = f"</{tag}>"
+    return text.rsplit(close, 1)[1] if close in text else text
+
+
+def tag_content(text: str, tag: str) -> str | None:
+    """The content of the last complete ``<tag>...</tag>`` block, or None when there is none."""
+    close = f"</{tag}>"
+    end = text.rfind(close)
+    if end < 0:
+        return None
+    start = text.rfind(f"<{tag}>", 0, end)
+    if start < 0:
+        return None
+    return text[start + len(tag) + 2 : end]
+
+
+def _check_tag(name: str, what: str) -> None:
+    if not name or any(c in name for c in "<>/ \t\n"):
+        raise ValueError(f"{what} {name!r} is not a valid tag name")
+
+
+# -- regex ------------------------------------------------------------------------------------
+
+_FLAGS = {"a": re.ASCII, "i": re.IGNORECASE, "m": re.MULTILINE, "s": re.DOTALL, "x": re.VERBOSE}
+
+
+@functools.lru_cache(maxsize=256)
+def _compile(pattern: str, flags: str) -> re.Pattern[str]:
+    value = 0
+    for letter in flags.lower():
+        if letter not in _FLAGS:
+            raise ValueError(f"unknown regex flag {letter!r} (use any of {''.join(_FLAGS)})")
+        value |= _FLAGS[letter]
+    try:
+        return re.compile(pattern, value)
+    except re.error as exc:
+        raise ValueError(f"invalid pattern {pattern!r}: {exc}") from None
+
+
+@reward(range=(0, 1), kind="cpu", timeout=5.0)
+def regex_match(response_text: str, *, pattern: str,
+                mode: Literal["search", "match", "fullmatch"] = "search", flags: str = "",
+                strip_think: bool = False) -> Score:
+    """1 if the response matches the regular expression `pattern`, else 0 (higher is better).
+
+    `mode` is Python's `re.search` (anywhere), `re.match` (at the start) or `re.fullmatch`
+    (the whole text). `flags` is a string of letters: ``a`` ASCII, ``i`` ignore case,
+    ``m`` multiline, ``s`` dot matches newline, ``x`` verbose. `strip_think` matches only the
+    text after the last ``</think>``. Runs in the isolating process pool because a user
+    pattern can backtrack catastrophically: such a sample ends as a timeout error.
+    """
+    if mode not in ("search", "match", "fullmatch"):
+        raise ValueError(f"mode must be search, match or fullmatch, not {mode!r}")
+    rx = _compile(pattern, flags)
+    text = after_think(response_text) if strip_think else response_text
+    m = getattr(rx, mode)(text)
+    if m is None:
+        return Score.of(0.0, details={"problem": f"no {mode} of the pattern"})
+    return Score.of(1.0, details={"span": [m.start(), m.end()]})
+
+
+# -- <think>...</think><answer>...</answer> -----------------------------------------------------
+
+
+def _strict_format(text: str, tags: tuple[str, str, str, str]) -> str | None:
+    """None when `text` is exactly one think block then one answer block; else the problem."""
+    ot, ct, oa, ca = tags
+    for t in tags:
+        n = text.count(t)
+        if n != 1:
+            return f"{t} appears {n} times (strict mode needs exactly one)"
+    i_ct, i_oa = text.find(ct), text.find(oa)
+    if not text.startswith(ot):
+        return f"text before {ot}"
+    if not text.endswith(ca):
+        return f"text after {ca}"
+    if not i_ct < i_oa:
+        return f"{ct} does not come before {oa}"
+    if text[i_ct + len(ct) : i_oa].strip():
+        return f"text between {ct} and {oa}"
+    if not text[len(ot) : i_ct].strip():
+        return "the think block is empty"
+    if not text[i_oa + len(oa) : len(text) - len(ca)].strip():
+        return "the answer block is empty"
+    return None
+
+
+def _lenient_format(text: str, tags: tuple[str, str, str, str]) -> str | None:
+    """None when a think block is followed (anywhere later) by a non-empty answer block."""
+    pos = 0
+    ends = []
+    for k, t in enumerate(tags):
+        i = text.find(t, pos)
+        if i < 0:
+            return f"no {t}" + (f" after {tags[k - 1]}" if k else "")
+        ends.append(i)
+        pos = i + len(t)
+    answer = text[ends[2] + len(tags[2]) : ends[3]]
+    return None if answer.strip() else "the answer block is empty"
+
+
+@reward(range=(0, 1))
+def think_answer_format(response_text: str, *, mode: Literal["strict", "lenient"] = "strict",
+                        think_tag: str = "think", answer_tag: str = "answer",
+                        prefilled_think: bool = False) -> Score:
+    """1 if the response has the <think>...</think><answer>...</answer> structure, else 0.
+
+    ``strict``: after trimming surrounding whitespace, the response is exactly one non-empty
+    think block followed by one non-empty answer block, with only whitespace between them and
+    each tag used once. ``lenient``: somewhere in the response a ``<think>`` is followed by
+    ``</think>``, then ``<answer>``, then ``</answer>`` with a non-empty answer; other text is
+    allowed. Tags are case-sensitive; `think_tag` / `answer_tag` rename them.
+    `prefilled_think` is for chat templates that end the prompt with ``<think>``: the
+    response is read as if it began with that tag.
+    """
+    _check_tag(think_tag, "think_tag")
+    _check_tag(answer_tag, "answer_tag")
+    if think_tag == answer_tag:
+        raise ValueError("think_tag and answer_tag must differ")
+    tags = (f"<{think_tag}>", f"</{think_tag}>", f"<{answer_tag}>", f"</{answer_tag}>")
+    text = response_text.strip()
+    if prefilled_think:
+        text = tags[0] + text
+    if mode == "strict":
+        problem = _strict_format(text, tags)
+    elif mode == "lenient":
+        problem = _lenient_format(text, tags)
+    else:
+        raise ValueError(f"mode must be strict or lenient, not {mode!r}")
+    if problem is None:
+        return Score.of(1.0)
+    return Score.of(0.0, details={"problem": problem})
+
+
+# -- JSON ---------------------------------------------------------------------------------------
+
+_FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n(.*?)```", re.DOTALL)
+
+
+@dataclass
+class ParsedJSON:
+    """The outcome of looking for a JSON document in a response."""
+
+    ok: bool
+    value: Any = None
+    source: str = ""  # "fence", "raw" or "embedded"
+    problem: str = ""
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _loads(text: str) -> tuple[bool, Any, str]:
+    try:
+        return True, json.loads(text, parse_constant=_reject_constant), ""
+    except json.JSONDecodeError as exc:
+        return False, None, f"invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+    except ValueError as exc:
+        return False, None, f"invalid JSON: {exc}"
+
+
+def _embedded_span(text: str) -> str | None:
+    starts = [i for i in (text.find("{"), text.find("[")) if i >= 0]
+    if not starts:
+        return None
+    start = min(starts)
+    end = text.rfind("}" if text[start] == "{" else "]")
+    return text[start : end + 1] if end > start else None
+
+
+def extract_json(text: str, extract: Literal["auto", "fence", "raw"] = "auto") -> ParsedJSON:
+    """Find and parse the JSON document in `text`.
+
+    ``fence``: the last fenced block tagged ``json`` (else the last untagged fenced block).
+    ``raw``: the whole text, trimmed. ``auto``: a fenced block when there is one; otherwise the
+    whole text; otherwise the span from the first ``{`` or ``[`` to the last matching closer.
+    NaN and Infinity are rejected (they are not JSON).
+    """
+    if extract not in ("auto", "fence", "raw"):
+        raise ValueError(f"extract must be auto, fence or raw, not {extract!r}")
+    if extract in ("auto", "fence"):
+        blocks = [(m.group(1).lower(), m.group(2)) for m in _FENCE.finditer(text)]
+        chosen = [b for lang, b in blocks if lang == "json"]
+        chosen = chosen or [b for lang, b in blocks if not lang]
+        if chosen:
+            ok, value, problem = _loads(chosen[-1])
+            return ParsedJSON(ok, value, "fence", problem)
+        if extract == "fence":
+            return ParsedJSON(False, problem="no ```json fenced block")
+    ok, value, problem = _loads(text.strip())
+    if ok or extract == "raw":
+        return ParsedJSON(ok, value, "raw", problem)
+    span = _embedded_span(text)
+    if span is not None:
+        ok2, value2, _ = _loads(span)
+        if ok2:
+            return ParsedJSON(True, value2, "embedded")
+    return ParsedJSON(False, problem=problem)
+
+
+def _find_json(response_text: str, strip_think: bool, extract: str) -> ParsedJSON:
+    if not strip_think or "</think>" not in response_text:
+        return extract_json(response_text, extract)  # type: ignore[arg-type]
+    parsed = extract_json(after_think(response_text), extract)  # type: ignore[arg-type]
+    if not parsed.ok and extract != "fence":
+        # a whole response that is one JSON document (holding "</think>" inside a string) is
+        # valid JSON whatever the tag suggests
+        whole = extract_json(response_text, "raw")
+        if whole.ok:
+            return whole
+    return parsed
+
+
+@reward(range=(0, 1))
+def json_valid(response_text: str, *, extract: Literal["auto", "fence", "raw"] = "auto",
+               strip_think: bool = True) -> Score:
+    """1 if the response holds a valid JSON document, else 0 (higher is better).
+
+    Where the document is looked for is `extract` (see `extract_json`: a ```json fence, the
+    raw text, or the span of the first brace). `strip_think` looks after the last
+    ``</think>`` first (a whole response that is one JSON document still counts).
+    ``details["source"]`` says where the document was found.
+    """
+    parsed = _find_json(response_text, strip_think, extract)
+    if not parsed.ok:
+        return Score.of(0.0, details={"problem": parsed.problem})
+    return Score.of(1.0, details={"source": parsed.source})
+
+
+@functools.lru_cache(maxsize=64)
+def _validator(schema_text: str, check_formats: bool) -> Any:
+    from jsonschema import exceptions, validators
+
+    schema = json.loads(schema_text)
+    cls = validators.validator_for(schema)
+    try:
+        cls.check_schema(schema)
+    except exceptions.SchemaError as exc:
+        raise ValueError(f"invalid JSON schema: {exc.message}") from None
+    return cls(schema, format_checker=cls.FORMAT_CHECKER if check_formats else None)
+
+
+def _schema_text(schema: Any, what: str) -> str:
+    if isinstance(schema, str):
+        try:
+            schema = json.loads(schema)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{what} is not a JSON schema: {exc.msg}") from None
+    if not isinstance(schema, dict | bool):
+        raise ValueError(f"{what} is a {type(schema).__name__}, not a JSON schema")
+    return json.dumps(schema, sort_keys=True)
+
+
+def _pointer(path: Any) -> str:
+    return "/" + "/".join(str(p).replace("~", "~0").replace("/", "~1") for p in path)
+
+
+@reward(range=(0, 1), kind="cpu", timeout=10.0)
+def json_schema(response_text: str, reference: Any, *, schema: Any = None,
+                partial: bool = False, extract: Literal["auto", "fence", "raw"] = "auto",
+                strip_think: bool = True, check_formats: bool = False,
+                max_errors: int = 20) -> Score:
+    """1 if the response's JSON conforms to the schema, else 0 or partial credit (higher is better).
+
+    The schema is the `schema` parameter (a mapping or JSON text) or else the sample's
+    reference; with neither the reward abstains. The JSON is found as by `json_valid`.
+    ``details["errors"]`` lists up to `max_errors` validation errors (JSON-pointer ``path``,
+    ``message``, ``validator``). `partial`: with n top-level ``required`` properties, the score
+    is (k + v) / (n + 1), where k counts the required properties present with a value that
+    raises no error, and v is 1 when the whole document is valid; so only a valid document
+    scores 1. `check_formats` also checks ``format`` keywords. Runs in the process pool because
+    schema ``pattern`` keywords can backtrack catastrophically.
+    """
+    if schema is not None:
+        schema_json = _schema_text(schema, "the schema parameter")
+    elif reference is not None:
+        schema_json = _schema_text(reference, "the reference")
+    else:
+        return Score.abstain("no schema: set the schema parameter or give a reference")
+    validator = _validator(schema_json, check_formats)
+    parsed = _find_json(response_text, strip_think, extract)
+    if not parsed.ok:
+        return Score.of(0.0, details={"problem": parsed.problem, "errors": []})
+    instance = parsed.value
+    errors = sorted(validator.iter_errors(instance),
+                    key=lambda e: (len(e.absolute_path), [str(p) for p in e.absolute_path]))
+    listed = [{"path": _pointer(e.absolute_path), "message": e.message[:300],
+               "validator": str(e.validator)} for e in errors[:max_errors]]
+    details: dict[str, Any] = {"errors": listed, "n_errors": len(errors),
+                               "source": parsed.source}
+    valid = not errors
+    if not partial:
+        return Score.of(float(valid), details=details)
+    schema_obj = json.loads(schema_json)
+    required = schema_obj.get("required", []) if isinstance(schema_obj, dict) else []
+    required = [r for r in required if isinstance(r, str)]
+    bad = {e.absolute_path[0] for e in errors if e.absolute_path}
+    good = [r for r in required
+            if isinstance(instance, dict) and r in instance and r not in bad]
+    value = (len(good) + float(valid)) / (len(required) + 1)
+    details["required_ok"] = good
+    details["required_total"] = len(required)
+    return Score.of(value, details=details)

@@ -1,0 +1,206 @@
+"""Length rewards: DAPO's soft overlong penalty and the cosine length scaling of Yeo et al.
+
+Length unit (both rewards, in this order of precedence):
+
+1. ``length_key``: a metadata field holding the length the trainer counted (e.g. the number
+   of generated tokens); the most faithful, since it uses the policy's own tokenizer;
+2. ``tokenizer``: a local tokenizer (a ``tokenizer.json`` file or a directory with one, loaded
+   with the `tokenizers` package, or a Hugging Face tokenizer directory loaded with
+   `transformers` without network access); the count excludes special tokens;
+3. ``unit="words"`` (the default without a tokenizer): whitespace-separated words of the
+   response text; ``unit="chars"``: its characters.
+
+``details`` always says which unit was used. The response text is measured whole (the think
+block included), as a trainer's generation limit counts it.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from pathlib import Path
+from typing import Any, Literal
+
+from rewardlab.core.reward import reward
+from rewardlab.core.types import Score
+
+Unit = Literal["auto", "tokens", "words", "chars"]
+
+
+@functools.lru_cache(maxsize=8)
+def load_tokenizer(path: str) -> Any:
+    """A tokenizer with an ``encode`` method, loaded from a local path (never from a hub)."""
+    p = Path(path).expanduser()
+    file = p if p.is_file() else p / "tokenizer.json"
+    if file.is_file():
+        try:
+            from tokenizers import Tokenizer
+        except ImportError:
+            pass
+        else:
+            return Tokenizer.from_file(str(file))
+    if p.is_dir():
+        try:
+            from transformers import AutoTokenizer
+        except ImportError:
+            raise ValueError(
+                f"cannot load the tokenizer at {path}: install `tokenizers` (for tokenizer.json) "
+                "or `transformers`") from None
+        return AutoTokenizer.from_pretrained(str(p), local_files_only=True)
+    raise ValueError(f"no tokenizer at {path} (give a tokenizer.json file or a directory)")
+
+
+def count_tokens(text: str, tokenizer: Any) -> int:
+    """Tokens in `text` without special tokens, for a `tokenizers` or `transformers` tokenizer."""
+    enc = tokenizer.encode(text, add_special_tokens=False)
+    return len(enc.ids) if hasattr(enc, "ids") else len(enc)
+
+
+def measure(text: str, metadata: dict[str, Any], *, unit: Unit = "auto",
+            tokenizer: str | None = None, length_key: str | None = None) -> tuple[int, str]:
+    """The length of `text` and its unit (see the module docstring for the precedence)."""
+    if length_key is not None:
+        if length_key not in metadata:
+            raise ValueError(f"metadata field {length_key!r} (the length) is missing")
+        raw = metadata[length_key]
+        if isinstance(raw, bool) or not isinstance(raw, int | float) or raw < 0 \
+                or not math.isfinite(raw) or raw != int(raw):
+            raise ValueError(f"metadata field {length_key!r} is {raw!r}, not a length")
+        return int(raw), f"metadata:{length_key}"
+    if unit not in ("auto", "tokens", "words", "chars"):
+        raise ValueError(f"unit must be auto, tokens, words or chars, not {unit!r}")
+    if unit == "auto":
+        unit = "tokens" if tokenizer else "words"
+    if unit == "tokens":
+        if not tokenizer:
+            raise ValueError("unit 'tokens' needs a tokenizer path (or use length_key)")
+        return count_tokens(text, load_tokenizer(tokenizer)), f"tokens:{tokenizer}"
+    if unit == "words":
+        return len(text.split()), "words"
+    return len(text), "chars"
+
+
+# -- DAPO overlong penalty -------------------------------------------------------------------
+
+
+def overlong_value(length: float, max_length: float, cache_length: float) -> float:
+    """DAPO's soft overlong punishment (Yu et al. 2025, eq. 13):
+
+    0 when length <= max_length - cache_length; ((max_length - cache_length) - length) /
+    cache_length in between (linear from 0 down to -1); -1 when length > max_length.
+    """
+    if not 0 < cache_length <= max_length:
+        raise ValueError(
+            f"need 0 < cache_length <= max_length, got {cache_length:g} and {max_length:g}")
+    start = max_length - cache_length
+    if length <= start:
+        return 0.0
+    if length <= max_length:
+        return (start - length) / cache_length
+    return -1.0
+
+
+@reward(range=(-1, 0))
+def overlong_penalty(response_text: str, metadata: dict[str, Any], *, max_length: int = 20480,
+                     cache_length: int = 4096, unit: Unit = "auto",
+                     tokenizer: str | None = None, length_key: str | None = None) -> Score:
+    """DAPO overlong penalty in [-1, 0]: 0 until max_length - cache_length, -1 from max_length.
+
+    Between the two it falls linearly; higher is better.
+
+    From DAPO (Yu et al. 2025, "DAPO: An Open-Source LLM Reinforcement Learning System at
+    Scale"), whose setting was max_length=20480, cache_length=4096 tokens (the defaults). The
+    length is counted as the module docstring says (tokens with `length_key` or `tokenizer`,
+    else whitespace words, or characters with ``unit="chars"``). It is added to a task reward
+    in a weighted sum; a multiplicative `penalty` node needs a factor in [0, 1], which this is
+    not.
+    """
+    n, used = measure(response_text, metadata, unit=unit, tokenizer=tokenizer,
+                      length_key=length_key)
+    return Score.of(overlong_value(n, max_length, cache_length),
+                    details={"length": n, "unit": used})
+
+
+# -- cosine length scaling -------------------------------------------------------------------
+
+
+def cosine_value(length: float, correct: bool, *, max_length: float, r0_correct: float,
+                 rL_correct: float, r0_wrong: float, rL_wrong: float, exceed: float) -> float:
+    """Cosine length-scaled reward (Yeo et al. 2025, "Demystifying Long Chain-of-Thought
+    Reasoning in LLMs"), for a length t and L = max_length:
+
+        r(t) = r_L + (r_0 - r_L) * (1 + cos(pi * t / L)) / 2      for t < L
+        r(t) = exceed                                             for t >= L
+
+    with (r_0, r_L) = (r0_correct, rL_correct) for a correct answer and (r0_wrong, rL_wrong)
+    for a wrong one: r(0) = r_0, r(L/2) = (r_0 + r_L) / 2, and r tends to r_L at L.
+    """
+    if max_length <= 0:
+        raise ValueError(f"max_length must be positive, got {max_length:g}")
+    if length >= max_length:
+        return exceed
+    r0, rl = (r0_correct, rL_correct) if correct else (r0_wrong, rL_wrong)
+    return rl + (r0 - rl) * (1.0 + math.cos(math.pi * length / max_length)) / 2.0
+
+
+def _correctness(value: Any, key: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float) and value in (0, 1):
+        return bool(value)
+    raise ValueError(f"metadata field {key!r} is {value!r}; expected true/false or 1/0")
+
+
+def _cosine_range(p: dict[str, Any]) -> tuple[float, float]:
+    """The values the cosine schedule can take with these parameters."""
+    values = [p["r0_correct"], p["rL_correct"], p["r0_wrong"], p["rL_wrong"], p["exceed"]]
+    if p["max_length"] <= 0:
+        raise ValueError(f"max_length must be positive, got {p['max_length']}")
+    return min(values), max(values)
+
+
+@reward(range=_cosine_range)
+def cosine_length(response_text: str, reference: Any, metadata: dict[str, Any], *,
+                  max_length: int = 4096, r0_correct: float = 0.2, rL_correct: float = 0.1,
+                  r0_wrong: float = -1.0, rL_wrong: float = 0.0, exceed: float = -1.0,
+                  correct_key: str = "correct", check_answer: bool = True,
+                  unit: Unit = "auto", tokenizer: str | None = None,
+                  length_key: str | None = None) -> Score:
+    """Cosine length-scaled correctness, within [min, max] of its r values (Yeo et al. 2025); higher is better.
+
+    Short correct answers earn most, short wrong answers lose most.
+
+    The value is `cosine_value` (r_0 at length 0 easing to r_L at `max_length` along a half
+    cosine; `exceed` at or past `max_length`). Correctness is the metadata field
+    `correct_key` (true/false or 1/0) when present; otherwise, with `check_answer`, whether
+    `exact_match` accepts the response against the reference (the content of its last
+    ``<answer>`` block when it has one); with neither the reward abstains. The defaults are the
+    paper's setting (r_0^c=2, r_L^c=1, r_0^w=-10, r_L^w=0, r_e=-10) divided by 10, so that the
+    reward stays in [-1, 1]; give it weight 10 in a spec (or pass the paper's values: the
+    declared range follows the parameters) to recover the paper's scale. The
+    length unit is as in the module docstring.
+    """
+    values = {"r0_correct": r0_correct, "rL_correct": rL_correct, "r0_wrong": r0_wrong,
+              "rL_wrong": rL_wrong, "exceed": exceed}
+    if correct_key in metadata and metadata[correct_key] is not None:
+        correct = _correctness(metadata[correct_key], correct_key)
+        source = f"metadata:{correct_key}"
+    elif check_answer and reference is not None:
+        from rewardlab.rewards.match import exact_match
+
+        verdict = exact_match.fn(response_text, reference)
+        if isinstance(verdict, Score):
+            if not verdict.ok:
+                return verdict
+            verdict = verdict.value
+        correct = bool(verdict)
+        source = "exact_match"
+    else:
+        why = "the sample has no reference" if check_answer else "check_answer is off"
+        return Score.abstain(f"no correctness: metadata field {correct_key!r} is missing "
+                             f"and {why}")
+    n, used = measure(response_text, metadata, unit=unit, tokenizer=tokenizer,
+                      length_key=length_key)
+    value = cosine_value(n, correct, max_length=max_length, **values)
+    return Score.of(value, details={"length": n, "unit": used, "correct": correct,
+                                    "correct_from": source})
