@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import math
 import statistics
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -156,8 +156,41 @@ async def _run_children(
     return [list(row) for row in zip(*per_child, strict=True)]
 
 
+class _Combiner(Node):
+    """A node that combines its children's values sample by sample, after the policies."""
+
+    policies: Policies
+
+    def kids(self) -> list[Node]:
+        raise NotImplementedError
+
+    def combine(self, values: list[float | None]) -> tuple[float | None, dict[str, float | None]]:
+        """The value from the children's values (None: skipped), and extra components.
+        A None value means the node has no value (its first non-ok child decides why)."""
+        raise NotImplementedError
+
+    def subnodes(self) -> list[Node]:
+        return self.kids()
+
+    async def run(self, samples: Sequence[Sample], rt: Runtime) -> list[Score]:
+        kids = self.kids()
+        out = []
+        for row in await _run_children(kids, samples, rt):
+            r = _resolve(kids, row, self.policies)
+            if r.failure:
+                out.append(r.failure)
+                continue
+            value, extra = self.combine(r.values)
+            if value is None:
+                i = next(i for i, v in enumerate(r.values) if v is None)
+                out.append(_fail(row[i].status, kids[i].label, row[i].reason, {}))
+            else:
+                out.append(_ok(value, kids, row, r.notes, extra))
+        return out
+
+
 @dataclass(eq=False)
-class WeightedSum(Node):
+class WeightedSum(_Combiner):
     """sum_i w_i * r_i. With `skip`, weights re-normalise over the children present."""
 
     children: list[Node]
@@ -175,26 +208,16 @@ class WeightedSum(Node):
     def fingerprint(self) -> str:
         return fingerprint_of(["sum", [(c.fingerprint, c.weight) for c in self.children]])
 
-    async def run(self, samples: Sequence[Sample], rt: Runtime) -> list[Score]:
-        rows = await _run_children(self.children, samples, rt)
-        total = sum(c.weight for c in self.children)
-        out = []
-        for row in rows:
-            r = _resolve(self.children, row, self.policies)
-            if r.failure:
-                out.append(r.failure)
-                continue
-            present = [(c.weight, v) for c, v in zip(self.children, r.values, strict=True)
-                       if v is not None]
-            value = sum(w * v for w, v in present)
-            wsum = sum(w for w, _ in present)
-            if len(present) < len(self.children) and wsum:
-                value *= total / wsum
-            out.append(_ok(value, self.children, row, r.notes))
-        return out
-
-    def subnodes(self) -> list[Node]:
+    def kids(self) -> list[Node]:
         return list(self.children)
+
+    def combine(self, values: list[float | None]) -> tuple[float | None, dict[str, float | None]]:
+        present = [(c.weight, v) for c, v in zip(self.children, values, strict=True) if v is not None]
+        value = sum(w * v for w, v in present)
+        wsum = sum(w for w, _ in present)
+        if len(present) < len(self.children) and wsum:
+            value *= sum(c.weight for c in self.children) / wsum
+        return value, {}
 
 
 @dataclass(eq=False)
@@ -254,8 +277,9 @@ class Gate(Node):
 
 
 @dataclass(eq=False)
-class Penalty(Node):
-    """base * factor, for a factor in [0, 1] (e.g. a length or repetition penalty)."""
+class Penalty(_Combiner):
+    """base * factor, for a factor in [0, 1] (e.g. a length or repetition penalty).
+    A skipped factor leaves the base as it is; a skipped base leaves no value."""
 
     base: Node
     factor: Node
@@ -278,32 +302,22 @@ class Penalty(Node):
     def fingerprint(self) -> str:
         return fingerprint_of(["penalty", self.base.fingerprint, self.factor.fingerprint])
 
-    async def run(self, samples: Sequence[Sample], rt: Runtime) -> list[Score]:
-        kids = [self.base, self.factor]
-        rows = await _run_children(kids, samples, rt)
-        out = []
-        for row in rows:
-            r = _resolve(kids, row, self.policies)
-            if r.failure:
-                out.append(r.failure)
-                continue
-            base, factor = r.values
-            if base is None:
-                out.append(_fail(row[0].status, self.base.label, row[0].reason, {}))
-                continue
-            value = base * (1.0 if factor is None else factor)
-            out.append(_ok(value, kids, row, r.notes))
-        return out
-
-    def subnodes(self) -> list[Node]:
+    def kids(self) -> list[Node]:
         return [self.base, self.factor]
+
+    def combine(self, values: list[float | None]) -> tuple[float | None, dict[str, float | None]]:
+        base, factor = values
+        return (None if base is None else base * (1.0 if factor is None else factor)), {}
 
 
 Reduce = Literal["mean", "min", "max", "median", "mean_minus_std"]
+_REDUCERS: dict[str, Callable[[list[float]], float]] = {
+    "mean": statistics.fmean, "min": min, "max": max, "median": statistics.median,
+}
 
 
 @dataclass(eq=False)
-class Ensemble(Node):
+class Ensemble(_Combiner):
     """Several rewards for the same thing, reduced: `mean`, `min` (worst case), `max`,
     `median`, or `mean_minus_std` (mean - lambda * std, uncertainty-weighted). The spread
     is kept as the `std` component."""
@@ -332,28 +346,14 @@ class Ensemble(Node):
         return fingerprint_of(["ensemble", self.reduce, self.lam,
                                [c.fingerprint for c in self.children]])
 
-    async def run(self, samples: Sequence[Sample], rt: Runtime) -> list[Score]:
-        rows = await _run_children(self.children, samples, rt)
-        out = []
-        for row in rows:
-            r = _resolve(self.children, row, self.policies)
-            if r.failure:
-                out.append(r.failure)
-                continue
-            vals = [v for v in r.values if v is not None]
-            std = statistics.pstdev(vals) if len(vals) > 1 else 0.0
-            if self.reduce == "mean":
-                value = statistics.fmean(vals)
-            elif self.reduce == "min":
-                value = min(vals)
-            elif self.reduce == "max":
-                value = max(vals)
-            elif self.reduce == "median":
-                value = statistics.median(vals)
-            else:
-                value = statistics.fmean(vals) - self.lam * std
-            out.append(_ok(value, self.children, row, r.notes, {"std": std}))
-        return out
-
-    def subnodes(self) -> list[Node]:
+    def kids(self) -> list[Node]:
         return list(self.children)
+
+    def combine(self, values: list[float | None]) -> tuple[float | None, dict[str, float | None]]:
+        vals = [v for v in values if v is not None]
+        std = statistics.pstdev(vals) if len(vals) > 1 else 0.0
+        if self.reduce == "mean_minus_std":
+            value = statistics.fmean(vals) - self.lam * std
+        else:
+            value = _REDUCERS[self.reduce](vals)
+        return value, {"std": std}
