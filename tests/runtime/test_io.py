@@ -60,3 +60,26 @@ def test_requests_per_minute_limit_spaces_calls() -> None:
     assert all(s.ok for s in out)
     # 600/min means one start every 0.1 s: six starts cannot fit in less than 0.5 s
     assert time.monotonic() - t0 >= 5 * 0.1 - 0.01
+
+
+class _RateLimited(Exception):
+    retry_after = 0.4
+
+
+TRIES: list[float] = []
+
+
+@reward(kind="io", register=False, retries=1, timeout=5.0)
+async def rate_limited_once(response_text: str) -> float:
+    """Fails with a Retry-After of 0.4 s the first time, then 1.0."""
+    TRIES.append(time.monotonic())
+    if len(TRIES) == 1:
+        raise _RateLimited("429")
+    return 1.0
+
+
+def test_retry_waits_at_least_the_servers_retry_after() -> None:
+    TRIES.clear()
+    [s] = rl.score([Sample(response="x")], rate_limited_once())
+    assert s.ok and len(TRIES) == 2
+    assert TRIES[1] - TRIES[0] >= 0.4 - 0.01

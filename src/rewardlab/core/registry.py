@@ -1,5 +1,7 @@
-"""The reward registry: built-ins, `@reward`-decorated functions, and third-party rewards
-registered through the ``rewardlab.rewards`` entry-point group.
+"""The reward registry: built-ins (every module of `rewardlab.rewards` and `rewardlab.models`;
+those import their heavy dependencies only when a model is loaded), `@reward`-decorated
+functions, and third-party rewards registered through the ``rewardlab.rewards`` entry-point
+group.
 
 A third-party package declares, in its ``pyproject.toml``::
 
@@ -51,11 +53,13 @@ class Registry:
             if self._loaded:
                 return
             self._loaded = True
-            import rewardlab.rewards as builtin
+            import rewardlab.models
+            import rewardlab.rewards
 
-            for mod in pkgutil.iter_modules(builtin.__path__):
-                if not mod.name.startswith("_"):
-                    self._add_from(importlib.import_module(f"rewardlab.rewards.{mod.name}"))
+            for package in (rewardlab.rewards, rewardlab.models):
+                for mod in pkgutil.iter_modules(package.__path__):
+                    if not mod.name.startswith("_") and mod.name != "cli":
+                        self._add_from(importlib.import_module(f"{package.__name__}.{mod.name}"))
             for ep in entry_points(group=ENTRY_POINT_GROUP):
                 try:
                     self._add_from(ep.load())

@@ -1,5 +1,6 @@
 """Concurrency for `io` rewards: a concurrency cap, a requests-per-minute limit, timeouts and
-retries with exponential backoff. A reward that returns a `Score` (even an error) is not
+retries with exponential backoff (at least an exception's ``retry_after`` seconds, when it
+carries one). A reward that returns a `Score` (even an error) is not
 retried: that is its verdict. An exception or a timeout is retried, unless the exception has
 ``retryable = False``."""
 
@@ -64,7 +65,10 @@ class Limited:
         for attempt in range(lim.retries + 1):
             if attempt:
                 delay = min(lim.backoff_max, lim.backoff * 2 ** (attempt - 1))
-                await asyncio.sleep(delay * (0.5 + random.random() / 2))
+                delay *= 0.5 + random.random() / 2
+                # a server's Retry-After (carried by the exception) is honoured, within bounds
+                delay = max(delay, min(lim.backoff_max, getattr(last, "retry_after", None) or 0))
+                await asyncio.sleep(delay)
             async with self._sem:
                 await self._rate.wait()
                 self.attempts += 1
