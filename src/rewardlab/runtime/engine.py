@@ -146,8 +146,10 @@ class Runtime:
     ) -> list[Score]:
         info = reward.info
         timeout = self.timeout or options.timeout or info.timeout
-        if info.kind == "inline":
+        if info.kind == "inline" and not reward.definition.batched:
             return reward.score_local(samples)
+        if info.kind == "inline":  # a batched reward may take a while: keep the loop free
+            return await asyncio.to_thread(reward.score_local, samples)
         if info.kind == "cpu":
             return await asyncio.to_thread(self.pool.map, reward, samples, timeout)
         if info.kind == "model":

@@ -1,0 +1,268 @@
+r"""Math answer verification: extract the final answer of a response and decide whether it
+equals the gold answer.
+
+Two paths:
+
+- the **fast path** runs in the caller's process and never imports sympy: normalisation
+  (``$``/``\left``/spacing/``\text`` units/degrees/thousands separators), string equality,
+  exact rational arithmetic (integers, decimals, fractions, percentages, scientific notation,
+  ``\frac``, integer roots and powers) over the answer's structure (tuples, sets, intervals,
+  matrices, equations...), and float refutation of values that are clearly different. Every
+  step is bounded (answer length, nesting depth, number sizes), so it is safe in-process.
+- the **symbolic path** (sympy) settles what is left — e.g. ``\frac{\sqrt3}{2}`` against
+  ``\frac{1}{2}\sqrt{3}`` or two forms of a polynomial — in worker processes, each pair under a
+  hard wall-clock timeout enforced by the parent; a pair that times out scores ``error`` and
+  the worker is replaced.
+
+`verify` compares two answers; `extract_answer` finds the answer in a response; `math_answer`
+is the registered reward doing both over a batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any, Literal
+
+from rewardlab.core.reward import reward
+from rewardlab.core.types import Sample, Score, Status
+from rewardlab.rewards._math_compare import FastComparator, Tri, equal
+from rewardlab.rewards._math_extract import (
+    DEFAULT_ORDER,
+    EXTRACTORS,
+    Extraction,
+    check_order,
+    extract,
+    gold_answers,
+)
+from rewardlab.rewards._math_parse import (
+    MathLimit,
+    MathParseError,
+    Node,
+    answer_key,
+    normalize,
+    parse_answer,
+    plain_number,
+)
+from rewardlab.rewards._math_symbolic import close_pool, run_symbolic, set_workers
+
+__all__ = [
+    "DEFAULT_ORDER", "EXTRACTORS", "Extraction", "Verdict", "close_symbolic_pool",
+    "extract_answer", "math_answer", "set_symbolic_workers", "verify",
+]
+
+Path = Literal["fast", "symbolic"]
+_DETAIL_CHARS = 300
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The outcome of comparing two answers.
+
+    `equal` is None when no decision could be made (then `reason` says why: a limit was
+    exceeded, or the symbolic check timed out or failed). `path` is the path that decided.
+    """
+
+    equal: bool | None
+    path: Path
+    reason: str | None = None
+
+
+def extract_answer(text: str, *, extract_order: Sequence[str] = DEFAULT_ORDER,
+                   strip_think: bool = True) -> Extraction | None:
+    r"""The final answer of a model response, or None when no extractor finds one.
+
+    `extract_order` lists extractors by precedence (see `EXTRACTORS`): by default an
+    ``<answer>`` block, then the last ``\boxed{}``, then GSM8K's ``####``, then "the answer
+    is", then the last number. `strip_think` ignores everything up to the last ``</think>``.
+    """
+    return extract(text, check_order(extract_order), strip_think=strip_think)
+
+
+def _structure(normalized: str) -> Node:
+    try:
+        return parse_answer(normalized)
+    except MathParseError:
+        key = answer_key(normalized).lower()
+        return ("text", key)
+
+
+def fast_check(gold: str, prediction: str, tolerance: float) -> tuple[Tri, str | None]:
+    """The fast path on two answer strings: (True/False, None) when settled, (None, None)
+    when the symbolic path is needed, (None, reason) when a limit makes the pair undecidable."""
+    try:
+        ng = normalize(gold)
+        np_ = normalize(prediction)
+        if answer_key(ng) == answer_key(np_):
+            return True, None
+        a = plain_number(ng)
+        if a is not None:
+            b = plain_number(np_)
+            if b is not None:
+                return a == b, None
+        return equal(_structure(ng), _structure(np_), FastComparator(tolerance)), None
+    except MathLimit as exc:
+        return None, f"limit: {exc}"
+    except RecursionError:
+        return None, "limit: answer nested too deeply"
+
+
+def _from_symbolic(score: Score) -> Verdict:
+    if score.status is Status.ok:
+        return Verdict(bool(score.value), "symbolic")
+    return Verdict(None, "symbolic", score.reason)
+
+
+def verify(*, gold: Any, prediction: str | float | Fraction, tolerance: float = 1e-9, timeout: float = 5.0,
+           isolate: bool = True) -> Verdict:
+    r"""Whether `prediction` (an answer, e.g. ``\frac{1}{2}``, ``x = 3``, ``(1, 2]``) equals
+    `gold` (an answer string, a number, a GSM8K solution with ``####``, a solution with a
+    ``\boxed{}`` answer, or a list of acceptable answers).
+
+    Exact values compare exactly; other numbers within relative `tolerance`. Pairs the fast
+    path cannot settle go to sympy in a worker process limited to `timeout` seconds (in this
+    process when `isolate` is false).
+    """
+    golds = gold_answers(gold)
+    if not isinstance(prediction, str):
+        if isinstance(prediction, bool) or not isinstance(prediction, int | float | Fraction):
+            raise TypeError(f"prediction must be a string or a number, not {prediction!r}")
+        prediction = gold_answers(prediction)[0]
+    pending: list[str] = []
+    reasons: list[str] = []
+    for g in golds:
+        result, reason = fast_check(g, prediction, tolerance)
+        if result is True:
+            return Verdict(True, "fast")
+        if result is None:
+            if reason is None:
+                pending.append(g)
+            else:
+                reasons.append(reason)
+    if not pending:
+        if reasons:
+            return Verdict(None, "fast", reasons[0])
+        return Verdict(False, "fast")
+    scores = run_symbolic([(g, prediction) for g in pending], tolerance=tolerance,
+                          timeout=timeout, isolate=isolate)
+    verdicts = [_from_symbolic(s) for s in scores]
+    if any(v.equal for v in verdicts):
+        return Verdict(True, "symbolic")
+    failed = [v.reason for v in verdicts if v.equal is None] + reasons
+    if failed:
+        return Verdict(None, "symbolic", failed[0])
+    return Verdict(False, "symbolic")
+
+
+def set_symbolic_workers(workers: int | None) -> None:
+    """Number of worker processes for the symbolic path (default: the core count)."""
+    set_workers(workers)
+
+
+def close_symbolic_pool() -> None:
+    """Stop the symbolic-path worker processes (they restart on the next hard case)."""
+    close_pool()
+
+
+@dataclass
+class _Item:
+    """One sample in flight: its golds, extraction and the verdicts so far."""
+
+    golds: list[str]
+    found: Extraction
+    result: Tri = False
+    path: Path = "fast"
+    reason: str | None = None
+
+
+def _details(item: _Item) -> dict[str, Any]:
+    gold: Any = item.golds[0] if len(item.golds) == 1 else item.golds
+    return {"extracted": item.found.answer[:_DETAIL_CHARS], "extractor": item.found.method,
+            "gold": gold, "path": item.path}
+
+
+def _first_pass(sample: Sample, order: tuple[str, ...], no_answer: str, strip_think: bool,
+                tolerance: float) -> Score | tuple[_Item, list[str]]:
+    """Reference, extraction and the fast path for one sample: a final `Score`, or the
+    sample's state and the gold answers left to the symbolic path."""
+    if sample.reference is None:
+        return Score.abstain("no reference answer")
+    try:
+        golds = gold_answers(sample.reference)
+    except (TypeError, ValueError) as exc:
+        return Score.error(f"bad reference: {exc}")
+    found = extract(sample.response_text, order, strip_think=strip_think)
+    if found is None:
+        details = {"extracted": None, "gold": golds[0] if len(golds) == 1 else golds}
+        if no_answer == "abstain":
+            return Score.abstain("no answer found in the response", details=details)
+        return Score.of(0.0, details=details)
+    item = _Item(golds, found)
+    open_golds: list[str] = []
+    for g in golds:
+        result, reason = fast_check(g, found.answer, tolerance)
+        if result is True:
+            item.result, item.reason = True, None
+            return item, []
+        if result is None:
+            if reason is None:
+                open_golds.append(g)
+            elif item.reason is None:
+                item.result, item.reason = None, reason
+    return item, open_golds
+
+
+@reward(range=(0, 1), kind="inline", batched=True, version="1")
+def math_answer(samples: list[Sample], *, extract_order: Sequence[str] = DEFAULT_ORDER,
+                no_answer: Literal["abstain", "wrong"] = "abstain", tolerance: float = 1e-9,
+                timeout: float = 5.0, strip_think: bool = True) -> list[Score]:
+    r"""1 if the response's final answer equals the reference answer, else 0 (higher is better).
+
+    Abstains when no answer can be extracted (scores 0 instead with ``no_answer="wrong"``).
+
+    The reference is a number, a MATH-style answer string, a GSM8K solution (the part after
+    ``####``), a solution with a ``\boxed{}`` answer, or a list of acceptable answers. The
+    answer is extracted by `extract_order` (default: ``<answer>`` tag, ``\boxed{}``, ``####``,
+    "the answer is", last number). Extraction and the fast path run in this process; only
+    pairs they cannot settle go to sympy in worker processes, each limited to `timeout`
+    seconds (a timeout scores error). `details` holds the extracted answer, the extractor, the
+    gold answer and the path that decided ("fast" or "symbolic").
+    """
+    order = check_order(extract_order)
+    if no_answer not in ("abstain", "wrong"):
+        raise ValueError(f"no_answer must be 'abstain' or 'wrong', not {no_answer!r}")
+    out: list[Score | None] = [None] * len(samples)
+    items: dict[int, _Item] = {}
+    hard: list[tuple[int, str, str]] = []
+    for i, sample in enumerate(samples):
+        try:
+            first = _first_pass(sample, order, no_answer, strip_think, tolerance)
+        except Exception as exc:  # fail closed: this sample errors, the batch goes on
+            out[i] = Score.error(f"{type(exc).__name__}: {exc}")
+            continue
+        if isinstance(first, Score):
+            out[i] = first
+            continue
+        item, open_golds = first
+        items[i] = item
+        hard.extend((i, g, item.found.answer) for g in open_golds)
+    if hard:
+        scores = run_symbolic([(g, p) for _, g, p in hard], tolerance=tolerance,
+                              timeout=timeout)
+        for (i, _, _), score in zip(hard, scores, strict=True):
+            item = items[i]
+            if item.result is True:
+                continue
+            item.path = "symbolic"
+            verdict = _from_symbolic(score)
+            if verdict.equal:
+                item.result, item.reason = True, None
+            elif verdict.equal is None and item.reason is None:
+                item.result, item.reason = None, verdict.reason
+    for i, item in items.items():
+        if item.result is None:
+            out[i] = Score.error(item.reason or "undecided", details=_details(item))
+        else:
+            out[i] = Score.of(float(item.result), details=_details(item))
+    return [s if s is not None else Score.error("internal: unscored sample") for s in out]
