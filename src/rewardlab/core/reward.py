@@ -101,26 +101,32 @@ def _resolve(module: str, qualname: str, name: str) -> RewardDef:
     return registry.get(name)
 
 
-def to_score(out: Any, info: RewardInfo) -> Score:
-    """Turn what a reward function returned into a `Score`, failing closed on anything odd."""
-    if isinstance(out, Score):
-        score = out
-    elif isinstance(out, int | float):  # bool included
-        if not math.isfinite(out):
+def to_score(out: Any, info: RewardInfo, seconds: float = 0.0) -> Score:
+    """Turn what a reward function returned into a `Score` (costing `seconds` when it does not
+    say), failing closed on anything odd: None, NaN, a non-number, a value out of range."""
+    lo, hi = info.range
+    if isinstance(out, int | float):  # bool included
+        value = float(out)
+        if not math.isfinite(value):
             return Score.error(f"reward returned a non-finite value {out!r}")
-        score = Score(value=float(out))
+        if lo <= value <= hi:
+            return Score.fast_ok(value, seconds)
+        score = Score(value=value)
+    elif isinstance(out, Score):
+        score = out
     elif out is None:
         return Score.error("reward returned None (return Score.abstain(reason) to abstain)")
     else:
         return Score.error(f"reward returned {type(out).__name__}, expected a number or Score")
     if score.status is Status.ok:
-        lo, hi = info.range
         tol = 1e-9 * max(1.0, abs(lo), abs(hi))
         assert score.value is not None
         if not (lo - tol <= score.value <= hi + tol):
             return Score.error(
                 f"value {score.value:g} outside the declared range [{lo:g}, {hi:g}] of {info.name}"
             )
+    if score.cost is None:
+        score.cost = Cost(seconds=seconds)
     return score
 
 
@@ -213,11 +219,9 @@ class Reward:
             try:
                 result = fn(*[inject(s, n) for n in inputs], **params)
             except Exception as exc:  # fail closed: the error becomes the score
-                score = Score.error(f"{type(exc).__name__}: {exc}")
+                score = Score.error(f"{type(exc).__name__}: {exc}", cost=Cost(seconds=clock() - t0))
             else:
-                score = to_score(result, info)
-            if score.cost is None:
-                score.cost = Cost(seconds=clock() - t0)
+                score = to_score(result, info, clock() - t0)
             out.append(score)
         return out
 
@@ -232,11 +236,7 @@ class Reward:
             msg = f"batched reward returned {len(results)} results for {len(samples)} samples"
             return [Score.error(msg) for _ in samples]
         each = (time.perf_counter() - t0) / max(1, len(samples))
-        scores = [to_score(r, self.info) for r in results]
-        for sc in scores:
-            if sc.cost is None:
-                sc.cost = Cost(seconds=each)
-        return scores
+        return [to_score(r, self.info, each) for r in results]
 
     def __call__(self, samples: Sample | Sequence[Sample]) -> Score | list[Score]:
         from rewardlab.api import score as _score

@@ -4,9 +4,23 @@ from __future__ import annotations
 
 import math
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+_M = TypeVar("_M", bound=BaseModel)
+
+
+def _unchecked(cls: type[_M], fields: dict[str, Any]) -> _M:
+    """An instance from a complete, already valid field dict, skipping validation: for the
+    per-sample hot paths only (pydantic's `model_construct` costs more than validating)."""
+    obj = cls.__new__(cls)
+    object.__setattr__(obj, "__dict__", fields)
+    object.__setattr__(obj, "__pydantic_fields_set__", set(fields))
+    object.__setattr__(obj, "__pydantic_extra__", None)
+    object.__setattr__(obj, "__pydantic_private__", None)
+    return obj
 
 
 class Message(BaseModel):
@@ -79,6 +93,14 @@ class Sample(BaseModel):
     reference: Any = None
     metadata: dict[str, Any] = Field(default_factory=dict)
     trajectory: list[Turn] | None = None
+
+    @classmethod
+    def from_text(cls, prompt: str, response: str, reference: Any = None,
+                  metadata: dict[str, Any] | None = None, id: str | None = None) -> Sample:
+        """A text sample, built without validation (the arguments' types are the contract)."""
+        return _unchecked(cls, {"id": id, "prompt": prompt, "response": response,
+                                "reference": reference, "metadata": metadata or {},
+                                "trajectory": None})
 
     @property
     def prompt_text(self) -> str:
@@ -158,6 +180,16 @@ class Score(BaseModel):
     def of(cls, value: float, **kw: Any) -> Score:
         """An ok score."""
         return cls(value=float(value), **kw)
+
+    @classmethod
+    def fast_ok(cls, value: float, seconds: float) -> Score:
+        """An ok score for a finite float `value` that took `seconds`, built without
+        validation (the engine's hot path; the caller checks finiteness)."""
+        cost = _unchecked(Cost, {"seconds": seconds, "input_tokens": 0, "output_tokens": 0,
+                                 "usd": 0.0})
+        return _unchecked(cls, {"value": value, "status": Status.ok, "reason": None,
+                                "components": {}, "steps": None, "turns": None, "tokens": None,
+                                "details": None, "cost": cost})
 
     @classmethod
     def error(cls, reason: str, **kw: Any) -> Score:

@@ -28,6 +28,7 @@ REFERENCE_KEYS = ("reference", "reward_model.ground_truth", "ground_truth", "sol
                   "label", "gold", "target")
 ID_KEYS = ("id", "uid", "task_id", "unique_id", "sample_id")
 _MISSING = object()
+_TEXT_FIELDS = {"prompt", "response", "reference", "id"}
 
 
 def get_path(row: Mapping[str, Any], dotted: str) -> Any:
@@ -121,6 +122,10 @@ def to_sample(row: Mapping[str, Any], mapping: Mapping[str, str] | None = None,
         fields["prompt"] = str(fields["prompt"])
     if not isinstance(fields["response"], str | list):
         raise ValueError(f"response is a {type(fields['response']).__name__}, expected text or messages")
+    if type(fields["prompt"]) is str and type(fields["response"]) is str \
+            and fields.keys() <= _TEXT_FIELDS and isinstance(fields.get("id"), str | None):
+        return Sample.from_text(fields["prompt"], fields["response"], fields.get("reference"),
+                                meta, fields.get("id"))
     try:
         return Sample(metadata=meta, **fields)
     except ValueError as exc:

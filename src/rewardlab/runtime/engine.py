@@ -180,12 +180,8 @@ class Runtime:
                     d.fn, *[inject(sample, n) for n in d.inputs], **reward.params
                 )
             except Exception as exc:  # retries exhausted: an error score with the reason
-                score = Score.error(str(exc))
-            else:
-                score = to_score(result, info)
-            if score.cost is None:
-                score.cost = Cost(seconds=time.perf_counter() - t0)
-            return score
+                return Score.error(str(exc), cost=Cost(seconds=time.perf_counter() - t0))
+            return to_score(result, info, time.perf_counter() - t0)
 
         return list(await asyncio.gather(*(one(s) for s in samples)))
 
