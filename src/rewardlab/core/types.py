@@ -8,7 +8,6 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-
 _M = TypeVar("_M", bound=BaseModel)
 
 
