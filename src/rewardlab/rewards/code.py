@@ -1,0 +1,715 @@
+"""Code-execution rewards: run model-written Python against tests, in the sandbox.
+
+Two kinds of tests, read from the sample's `reference`:
+
+- **assert tests** (HumanEval / MBPP style): ``{"tests": [...] or "code", "entry_point": ...,
+  "setup": ..., "prefix": ...}``. HumanEval rows work as they are (``test`` defining
+  ``check(candidate)``, ``entry_point``, ``prompt`` as the prefix, ``canonical_solution``), and so
+  do MBPP rows (``test_list``, ``test_setup_code``, ``code``). Each assert (or HumanEval
+  ``check`` statement holding one) is one test with its own verdict.
+- **stdin/stdout tests** (competitive programming): ``{"inputs": [...], "outputs": [...]}``, an
+  APPS-style ``input_output`` (JSON text or dict), or ``{"cases": [{"input", "output"}]}``. Each
+  input is a separate run; the output is compared here, outside the sandbox (``compare``:
+  ``lines`` ignores trailing spaces and blank lines, ``tokens`` ignores all whitespace,
+  ``exact``; ``float_tol`` accepts numbers within that absolute or relative tolerance).
+
+Optional keys: ``weights`` (per test) or ``pass_rates`` (per test, the share of reference
+solutions that pass it) for `code_pass_weighted`; ``solutions`` / ``solution`` (reference
+programs: difficulty from how many pass each test, and the runtime baseline of
+`code_efficiency`); ``runtime`` (the baseline in seconds, measured like the candidate's).
+
+The program is the response's last fenced Python block (or the whole response when it has
+none; ``extract``), after any ``<think>`` block. With a ``prefix`` (HumanEval's prompt) and
+``prepend="auto"``, a response that is a body continues the prefix, and a response that defines
+the entry point itself is appended after it (so the prompt's helpers exist).
+
+Every score's ``details`` holds the per-test results: ``tests`` (label, passed, seconds,
+message), ``passed``, ``total``, the run status, and the program's stderr head.
+
+How these rewards run, and why ``io``: a sample is one request (assert tests) or one request per
+input (stdin/stdout) to the process-wide sandbox (`rewardlab.sandbox.default_sandbox`), a warm
+fork server that runs up to one program per core at once and enforces every limit itself (wall
+clock per test, CPU, memory, processes, output). The rewards are async ``io``-kind rewards, so
+the engine keeps many samples in flight (``max_concurrency``) and the server decides the
+parallelism: nothing is parallel twice. As ``cpu``-kind rewards they would run inside the
+engine's worker pool, whose every worker would need a fork server of its own (pools nested in
+a pool, two sets of timeouts, fewer programs per core in flight). The engine's timeout (900 s)
+is only a backstop; set the sandbox's size with ``rewardlab.sandbox.configure(workers=...)`` or
+``REWARDLAB_SANDBOX_WORKERS``. Failures of the sandbox itself are ``error`` scores; everything
+the program does (crash, timeout, exit, tampering) fails its tests.
+
+`strict` (default on) refuses test values whose classes the program defined with their own
+comparison or arithmetic ("always equal" objects); `stop_on_fail` (`code_pass`) skips the tests
+after the first failure, which cannot change an all-or-nothing score.
+"""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import json
+import math
+import re
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from rewardlab.core.reward import reward
+from rewardlab.core.types import Score
+from rewardlab.sandbox import (
+    AssertJob,
+    Limits,
+    RunResult,
+    SandboxError,
+    StdioJob,
+    default_sandbox,
+    split_tests,
+    test_label,
+)
+from rewardlab.sandbox.harness import quiet_parse
+
+Extract = Literal["auto", "fence", "raw"]
+Prepend = Literal["auto", "always", "never"]
+Compare = Literal["lines", "tokens", "exact"]
+
+_FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n(.*?)```", re.DOTALL)
+_PY_TAGS = {"python", "py", "python3", "py3"}
+
+
+class ReferenceFormatError(ValueError):
+    """The reference holds no usable tests."""
+
+
+# -- reading references ------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class CodeSuite:
+    """Tests parsed from a reference. `tests` are test sources (assert mode) or inputs (stdio
+    mode, with `outputs`)."""
+
+    mode: Literal["assert", "stdio"]
+    tests: tuple[str, ...]
+    outputs: tuple[str, ...] = ()
+    setup: str = ""
+    entry_point: str | None = None
+    candidate: str | None = None
+    prefix: str = ""
+    expose: tuple[str, ...] = ()
+    weights: tuple[float, ...] | None = None
+    pass_rates: tuple[float, ...] | None = None
+    solutions: tuple[str, ...] = ()
+    runtime: float | None = None
+    labels: tuple[str, ...] = field(default=())
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    return list(value)
+
+
+def _floats(value: Any, n: int, name: str) -> tuple[float, ...] | None:
+    if value is None:
+        return None
+    out = tuple(float(v) for v in value)
+    if len(out) != n:
+        raise ReferenceFormatError(f"{name} has {len(out)} entries for {n} tests")
+    if any(not math.isfinite(v) or v < 0 for v in out):
+        raise ReferenceFormatError(f"{name} must be finite and non-negative")
+    return out
+
+
+def _defined_names(code: str) -> set[str]:
+    try:
+        tree = quiet_parse(code)
+    except SyntaxError:
+        return set()
+    return {n.name for n in tree.body
+            if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)}
+
+
+def _stdio_cases(ref: dict[str, Any]) -> tuple[list[str], list[str]] | None:
+    if "input_output" in ref:
+        io_spec = ref["input_output"]
+        if isinstance(io_spec, str):
+            io_spec = json.loads(io_spec)
+        return _as_list(io_spec.get("inputs")), _as_list(io_spec.get("outputs"))
+    if "inputs" in ref or "outputs" in ref:
+        return _as_list(ref.get("inputs")), _as_list(ref.get("outputs"))
+    if "cases" in ref:
+        ins, outs = [], []
+        for case in ref["cases"]:
+            ins.append(case.get("input", case.get("stdin", "")))
+            outs.append(case.get("output", case.get("stdout", "")))
+        return ins, outs
+    return None
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, list):  # some data sets store lines
+        return "\n".join(str(v) for v in value)
+    return str(value)
+
+
+_PARSED: OrderedDict[str, CodeSuite] = OrderedDict()
+_PARSED_LOCK = threading.Lock()
+
+
+def parse_reference(reference: Any, metadata: dict[str, Any] | None = None) -> CodeSuite:
+    """The tests a reference describes (see the module docstring). Raises `ValueError` when it
+    holds none, or they do not parse. Memoised: the samples of a group share a reference."""
+    try:
+        key = json.dumps([reference, (metadata or {}).get("entry_point")], sort_keys=True)
+    except (TypeError, ValueError):
+        return _parse_reference(reference, metadata)
+    with _PARSED_LOCK:
+        hit = _PARSED.get(key)
+        if hit is not None:
+            _PARSED.move_to_end(key)
+            return hit
+    suite = _parse_reference(reference, metadata)
+    with _PARSED_LOCK:
+        _PARSED[key] = suite
+        while len(_PARSED) > 4096:
+            _PARSED.popitem(last=False)
+    return suite
+
+
+def _parse_reference(reference: Any, metadata: dict[str, Any] | None) -> CodeSuite:
+    metadata = metadata or {}
+    ref: Any = reference
+    if isinstance(ref, str):
+        stripped = ref.strip()
+        if stripped[:1] in "[{":
+            try:
+                ref = json.loads(stripped)
+            except json.JSONDecodeError:
+                pass
+    if isinstance(ref, str):
+        ref = {"tests": ref}
+    elif isinstance(ref, list | tuple):
+        ref = {"tests": list(ref)}
+    if not isinstance(ref, dict):
+        raise ReferenceFormatError(f"unsupported reference type {type(ref).__name__}")
+    solutions = [str(s) for s in _as_list(ref.get("solutions"))]
+    prefix = str(ref.get("prefix", ref.get("prompt", "")) or "")
+    for key in ("solution", "code"):
+        if ref.get(key):
+            solutions.append(str(ref[key]))
+    if ref.get("canonical_solution"):
+        solutions.append(prefix + str(ref["canonical_solution"]))
+    runtime = ref.get("runtime")
+    runtime = float(runtime) if runtime is not None else None
+    cases = _stdio_cases(ref)
+    if cases is not None:
+        ins, outs = cases
+        if not ins or len(ins) != len(outs):
+            raise ReferenceFormatError(f"stdin/stdout tests need as many outputs as inputs "
+                                  f"({len(ins)} inputs, {len(outs)} outputs)")
+        n = len(ins)
+        inputs = tuple(_text(i) for i in ins)
+        return CodeSuite(
+            mode="stdio", tests=inputs, outputs=tuple(_text(o) for o in outs),
+            weights=_floats(ref.get("weights"), n, "weights"),
+            pass_rates=_floats(ref.get("pass_rates"), n, "pass_rates"),
+            solutions=tuple(solutions), runtime=runtime,
+            labels=tuple(f"input {i}: " + t[:60].replace("\n", "\\n")
+                         for i, t in enumerate(inputs)),
+        )
+    raw = ref.get("tests", ref.get("test", ref.get("test_list")))
+    if raw is None or raw == [] or raw == "":
+        raise ReferenceFormatError("the reference has no tests (expected tests / test / test_list, "
+                              "or inputs and outputs)")
+    entry = ref.get("entry_point") or metadata.get("entry_point")
+    setup = str(ref.get("setup", ref.get("test_setup_code", "")) or "")
+    tests: list[str] = []
+    candidate = None
+    if isinstance(raw, str):
+        extra_setup, tests, candidate = split_tests(raw, entry)
+        setup = "\n".join(p for p in (setup, extra_setup) if p.strip())
+    else:
+        for item in raw:
+            part_setup, part_tests, part_candidate = split_tests(str(item), entry)
+            if part_setup.strip():
+                setup = "\n".join(p for p in (setup, part_setup) if p.strip())
+            tests.extend(part_tests)
+            candidate = candidate or part_candidate
+    expose = set()
+    for sol in solutions:
+        expose |= _defined_names(sol)
+    n = len(tests)
+    return CodeSuite(
+        mode="assert", tests=tuple(tests), setup=setup, entry_point=entry, candidate=candidate,
+        prefix=prefix, expose=tuple(sorted(expose)),
+        weights=_floats(ref.get("weights"), n, "weights"),
+        pass_rates=_floats(ref.get("pass_rates"), n, "pass_rates"),
+        solutions=tuple(solutions), runtime=runtime,
+        labels=tuple(test_label(t) for t in tests),
+    )
+
+
+# -- programs from responses -------------------------------------------------------------------
+
+def extract_code(text: str, *, extract: Extract = "auto", strip_think: bool = True) -> str | None:
+    """The program in a response: the last fenced Python block (an untagged block if none is
+    tagged), or the whole text (`extract="raw"`, or `"auto"` without fences). None when
+    `extract="fence"` finds no block."""
+    if strip_think and "</think>" in text:
+        text = text.rsplit("</think>", 1)[1]
+    if extract == "raw":
+        return text
+    blocks = [(m.group(1).lower(), m.group(2)) for m in _FENCE.finditer(text)]
+    tagged = [body for lang, body in blocks if lang in _PY_TAGS]
+    untagged = [body for lang, body in blocks if not lang]
+    if tagged:
+        return tagged[-1]
+    if untagged:
+        return untagged[-1]
+    return None if extract == "fence" else text
+
+
+def build_program(code: str, suite: CodeSuite, prepend: Prepend = "auto") -> str:
+    """The program to run: `code`, with the suite's prefix before it when asked (`"auto"`: a
+    body continues the prefix; a full definition of the entry point follows it)."""
+    if not suite.prefix or prepend == "never":
+        return code
+    if prepend == "always":
+        return suite.prefix + code
+    if suite.entry_point and suite.entry_point in _defined_names(code):
+        return suite.prefix.rstrip() + "\n\n\n" + code
+    return suite.prefix + code
+
+
+# -- running -----------------------------------------------------------------------------------
+
+@dataclass
+class Evaluation:
+    """Per-test results of one program."""
+
+    passed: list[bool]
+    seconds: list[float]
+    messages: list[str]
+    status: str
+    reason: str
+    stderr: str
+    skipped: int = 0
+
+    @property
+    def all_passed(self) -> bool:
+        return bool(self.passed) and all(self.passed)
+
+    @property
+    def runtime(self) -> float:
+        return sum(self.seconds)
+
+
+def _normalize_lines(text: str, compare: Compare) -> list[str]:
+    if compare == "exact":
+        return [text]
+    if compare == "tokens":
+        return text.split()
+    lines = [ln.rstrip() for ln in text.replace("\r\n", "\n").split("\n")]
+    while lines and not lines[-1]:
+        lines.pop()
+    return lines
+
+
+def _same_token(a: str, b: str, tol: float | None) -> bool:
+    if a == b:
+        return True
+    if tol is None:
+        return False
+    try:
+        x, y = float(a), float(b)
+    except ValueError:
+        return False
+    if not (math.isfinite(x) and math.isfinite(y)):
+        return False
+    return abs(x - y) <= tol or abs(x - y) <= tol * max(abs(x), abs(y))
+
+
+def outputs_match(got: str, expected: str, *, compare: Compare = "lines",
+                  float_tol: float | None = None) -> bool:
+    """Whether a program's output matches the expected output."""
+    a, b = _normalize_lines(got, compare), _normalize_lines(expected, compare)
+    if len(a) != len(b):
+        return False
+    for x, y in zip(a, b, strict=True):
+        if x == y:
+            continue
+        if float_tol is None or compare == "exact":
+            return False
+        xs, ys = x.split(), y.split()
+        if len(xs) != len(ys) or not all(_same_token(p, q, float_tol)
+                                         for p, q in zip(xs, ys, strict=True)):
+            return False
+    return True
+
+
+def _stdio_message(result: RunResult, ok: bool) -> str:
+    if ok:
+        return ""
+    if result.status != "exited":
+        return f"{result.status}: {result.reason}"
+    if result.exit_code:
+        tail = result.stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or [""]
+        return f"runtime error (exit code {result.exit_code}): {tail[0][:200]}"
+    return "wrong answer"
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    timeout: float
+    memory_mb: int
+    strict: bool
+    compare: Compare
+    float_tol: float | None
+    stop_on_fail: bool
+
+    def limits(self) -> Limits:
+        return Limits(timeout=self.timeout, memory_mb=self.memory_mb)
+
+
+async def evaluate(program: str, suite: CodeSuite, options: RunOptions) -> Evaluation:
+    """Run `program` against `suite` in the default sandbox. Raises `SandboxError` when the
+    sandbox itself fails."""
+    sandbox = default_sandbox()
+    n = len(suite.tests)
+    if suite.mode == "assert":
+        job = AssertJob(program=program, tests=suite.tests, setup=suite.setup,
+                        entry_point=suite.entry_point, candidate=suite.candidate,
+                        expose=suite.expose, strict=options.strict,
+                        stop_after_fail=options.stop_on_fail, limits=options.limits())
+        result = await sandbox.arun(job)
+        if result.status == "setup_error":
+            raise SandboxError(result.reason)
+        verdicts = result.verdicts(n)
+        skipped = n - len(result.tests) if result.completed else 0
+        return Evaluation(
+            passed=[v.passed for v in verdicts], seconds=[v.seconds for v in verdicts],
+            messages=[v.message for v in verdicts], status=result.status,
+            reason=result.reason, stderr=result.stderr.decode("utf-8", "replace")[:1000],
+            skipped=skipped,
+        )
+    limits = options.limits()
+    tasks = [asyncio.ensure_future(sandbox.arun(StdioJob(program, stdin, limits)))
+             for stdin in suite.tests]
+    passed = [False] * n
+    seconds = [0.0] * n
+    messages = ["skipped after an earlier failure"] * n
+    stderr = ""
+    failed = False
+    skipped = 0
+    try:
+        for i, task in enumerate(tasks):
+            if failed and options.stop_on_fail:
+                task.cancel()
+                skipped += 1
+                continue
+            result = await task
+            if result.status == "setup_error":
+                raise SandboxError(result.reason)
+            got = result.stdout.decode("utf-8", "replace")
+            ok = result.status == "exited" and result.exit_code == 0 and outputs_match(
+                got, suite.outputs[i], compare=options.compare, float_tol=options.float_tol)
+            passed[i], seconds[i] = ok, result.wall
+            messages[i] = _stdio_message(result, ok)
+            if not ok:
+                failed = True
+                if not stderr and result.stderr:
+                    stderr = result.stderr.decode("utf-8", "replace")[:1000]
+    finally:
+        for task in tasks:
+            if not task.done():
+                task.cancel()
+    status = "exited" if not failed else "failed"
+    return Evaluation(passed, seconds, messages, status, "", stderr, skipped)
+
+
+# -- reference runs (difficulty and runtime baselines), memoised per process ---------------------
+
+class _Memo:
+    """Results of reference-solution runs, computed once per process (an LRU of futures, so
+    concurrent samples sharing a reference wait for one computation)."""
+
+    def __init__(self, size: int = 2048) -> None:
+        self.size = size
+        self.lock = threading.Lock()
+        self.items: OrderedDict[Any, Future[list[Evaluation]]] = OrderedDict()
+
+    async def get(self, key: Any, solutions: Sequence[str], suite: CodeSuite,
+                  options: RunOptions) -> list[Evaluation]:
+        with self.lock:
+            fut = self.items.get(key)
+            owner = fut is None
+            if owner:
+                fut = Future()
+                self.items[key] = fut
+                while len(self.items) > self.size:
+                    self.items.popitem(last=False)
+            else:
+                self.items.move_to_end(key)
+        assert fut is not None
+        if owner:
+            try:
+                full = RunOptions(options.timeout, options.memory_mb, options.strict,
+                                  options.compare, options.float_tol, stop_on_fail=False)
+                results = list(await asyncio.gather(
+                    *(evaluate(s, suite, full) for s in solutions)))
+            except BaseException as exc:
+                with self.lock:
+                    self.items.pop(key, None)
+                fut.set_exception(exc)
+                raise
+            fut.set_result(results)
+            return results
+        return await asyncio.wrap_future(fut)
+
+
+_MEMO = _Memo()
+
+
+def _memo_key(suite: CodeSuite, options: RunOptions) -> tuple[Any, ...]:
+    return (suite, options.timeout, options.memory_mb, options.strict, options.compare,
+            options.float_tol)
+
+
+# -- shared front matter of the rewards ----------------------------------------------------------
+
+def _details(suite: CodeSuite, ev: Evaluation, **extra: Any) -> dict[str, Any]:
+    tests = [
+        {"test": label, "passed": p, "seconds": round(s, 6), "message": m}
+        for label, p, s, m in zip(suite.labels, ev.passed, ev.seconds, ev.messages, strict=True)
+    ]
+    out: dict[str, Any] = {
+        "mode": suite.mode,
+        "passed": sum(ev.passed),
+        "total": len(ev.passed),
+        "tests": tests,
+        "run": {"status": ev.status, "reason": ev.reason},
+    }
+    if ev.skipped:
+        out["skipped"] = ev.skipped
+    if ev.stderr:
+        out["stderr"] = ev.stderr
+    out.update(extra)
+    return out
+
+
+async def _prepare_and_run(response_text: str, reference: Any, metadata: dict[str, Any],
+                           extract: Extract, strip_think: bool, prepend: Prepend,
+                           options: RunOptions) -> tuple[CodeSuite, Evaluation | None] | Score:
+    """The suite and the candidate's evaluation, or the score to return straight away.
+    The evaluation is None when the response holds no program (a score of 0 by the caller)."""
+    if reference is None:
+        return Score.abstain("no tests: the sample has no reference")
+    try:
+        suite = parse_reference(reference, metadata)
+    except (ValueError, SyntaxError, TypeError, KeyError, AttributeError) as exc:
+        return Score.error(f"unusable reference: {type(exc).__name__}: {exc}")
+    code = extract_code(response_text, extract=extract, strip_think=strip_think)
+    if code is None or not code.strip():
+        return suite, None
+    program = build_program(code, suite, prepend)
+    try:
+        return suite, await evaluate(program, suite, options)
+    except SandboxError as exc:
+        return Score.error(f"sandbox: {exc}")
+
+
+def _no_program(suite: CodeSuite) -> Score:
+    n = len(suite.tests)
+    return Score.of(0.0, details={"mode": suite.mode, "passed": 0, "total": n, "tests": [],
+                                  "run": {"status": "no_program",
+                                          "reason": "the response holds no code"}})
+
+
+def _options(timeout: float, memory_mb: int, strict: bool, compare: Compare,
+             float_tol: float | None, stop_on_fail: bool) -> RunOptions:
+    if float_tol is not None and not float_tol >= 0:
+        raise ValueError("float_tol must be non-negative")
+    return RunOptions(float(timeout), int(memory_mb), bool(strict), compare, float_tol,
+                      bool(stop_on_fail))
+
+
+_IO = {"kind": "io", "timeout": 900.0, "max_concurrency": 64, "retries": 0}
+
+
+# -- the rewards -------------------------------------------------------------------------------
+
+@reward(range=(0, 1), **_IO)  # type: ignore[arg-type]
+async def code_pass(response_text: str, reference: Any, metadata: dict[str, Any], *,
+                    extract: Extract = "auto", strip_think: bool = True,
+                    prepend: Prepend = "auto", timeout: float = 5.0, memory_mb: int = 1024,
+                    strict: bool = True, compare: Compare = "lines",
+                    float_tol: float | None = None, stop_on_fail: bool = True) -> Score:
+    """1 if the program passes every test, else 0 (higher is better); per-test results in
+    details.
+
+    `timeout` is wall seconds per test (and for loading the program), `memory_mb` the
+    address-space cap. `stop_on_fail` skips the tests after the first failure (the score does
+    not change; details then mark them skipped). Abstains without a reference; an unusable
+    reference or a sandbox failure is an error.
+    """
+    options = _options(timeout, memory_mb, strict, compare, float_tol, stop_on_fail)
+    out = await _prepare_and_run(response_text, reference, metadata, extract, strip_think,
+                                 prepend, options)
+    if isinstance(out, Score):
+        return out
+    suite, ev = out
+    if ev is None:
+        return _no_program(suite)
+    return Score.of(float(ev.all_passed), details=_details(suite, ev))
+
+
+@reward(range=(0, 1), **_IO)  # type: ignore[arg-type]
+async def code_pass_fraction(response_text: str, reference: Any, metadata: dict[str, Any], *,
+                             extract: Extract = "auto", strip_think: bool = True,
+                             prepend: Prepend = "auto", timeout: float = 5.0,
+                             memory_mb: int = 1024, strict: bool = True,
+                             compare: Compare = "lines",
+                             float_tol: float | None = None) -> Score:
+    """The fraction of tests the program passes, in [0, 1] (higher is better); per-test
+    results in details."""
+    options = _options(timeout, memory_mb, strict, compare, float_tol, False)
+    out = await _prepare_and_run(response_text, reference, metadata, extract, strip_think,
+                                 prepend, options)
+    if isinstance(out, Score):
+        return out
+    suite, ev = out
+    if ev is None:
+        return _no_program(suite)
+    return Score.of(sum(ev.passed) / len(ev.passed), details=_details(suite, ev))
+
+
+def difficulty_weights(suite: CodeSuite, reference_passes: list[list[bool]] | None,
+                       floor: float) -> tuple[list[float], str]:
+    """Per-test weights and where they came from: given ``weights``; else ``floor + (1 - p)``
+    with p the share of reference solutions passing the test (given ``pass_rates``, or measured
+    from ``solutions``); else uniform."""
+    n = len(suite.tests)
+    if suite.weights is not None:
+        return list(suite.weights), "given weights"
+    rates: list[float] | None = None
+    source = ""
+    if suite.pass_rates is not None:
+        rates, source = [min(1.0, p) for p in suite.pass_rates], "given pass rates"
+    elif reference_passes:
+        k = len(reference_passes)
+        rates = [sum(r[j] for r in reference_passes) / k for j in range(n)]
+        source = f"pass rates of {k} reference solution(s)"
+    if rates is None:
+        return [1.0] * n, "uniform (no weights, pass rates or reference solutions)"
+    return [floor + (1.0 - p) for p in rates], source
+
+
+@reward(range=(0, 1), **_IO)  # type: ignore[arg-type]
+async def code_pass_weighted(response_text: str, reference: Any, metadata: dict[str, Any], *,
+                             partial: float = 0.5, floor: float = 0.1,
+                             extract: Extract = "auto", strip_think: bool = True,
+                             prepend: Prepend = "auto", timeout: float = 5.0,
+                             memory_mb: int = 1024, strict: bool = True,
+                             compare: Compare = "lines",
+                             float_tol: float | None = None) -> Score:
+    """Difficulty-weighted partial credit in [0, 1] (VeRPO-style, higher is better): 1 if all
+    tests pass, else `partial` x the weighted share of tests passed.
+
+    With test weights w_j and passes x_j in {0, 1}: dense = sum_j w_j x_j / sum_j w_j, and the
+    score is 1 when every x_j = 1, else `partial` * dense (so any failure stays below
+    `partial` < 1 and a full pass is always on top). Weights are the reference's ``weights``,
+    else w_j = `floor` + (1 - p_j), where p_j is the share of reference solutions that pass test
+    j (``pass_rates``, or measured by running ``solutions`` once per process): tests fewer
+    solutions pass count more, and `floor` > 0 keeps every test counting. Without any of these
+    the weights are uniform (said in details).
+    """
+    if not 0 < partial < 1:
+        raise ValueError("partial must be in (0, 1)")
+    if not floor > 0:
+        raise ValueError("floor must be positive")
+    options = _options(timeout, memory_mb, strict, compare, float_tol, False)
+    out = await _prepare_and_run(response_text, reference, metadata, extract, strip_think,
+                                 prepend, options)
+    if isinstance(out, Score):
+        return out
+    suite, ev = out
+    ref_passes: list[list[bool]] | None = None
+    if suite.weights is None and suite.pass_rates is None and suite.solutions:
+        try:
+            evs = await _MEMO.get(("weights", *_memo_key(suite, options)), suite.solutions,
+                                  suite, options)
+        except SandboxError as exc:
+            return Score.error(f"sandbox: {exc}")
+        ref_passes = [e.passed for e in evs]
+    weights, source = difficulty_weights(suite, ref_passes, floor)
+    total = sum(weights)
+    if not total > 0:
+        return Score.error("test weights sum to zero")
+    if ev is None:
+        return _no_program(suite)
+    dense = sum(w for w, p in zip(weights, ev.passed, strict=True) if p) / total
+    value = 1.0 if ev.all_passed else partial * dense
+    return Score.of(value, components={"dense": dense},
+                    details=_details(suite, ev, weights=[round(w, 6) for w in weights],
+                                     weights_from=source))
+
+
+@reward(range=(0, 1), **_IO)  # type: ignore[arg-type]
+async def code_efficiency(response_text: str, reference: Any, metadata: dict[str, Any], *,
+                          bonus: float = 0.2, max_speedup: float = 4.0,
+                          min_seconds: float = 1e-3, extract: Extract = "auto",
+                          strip_think: bool = True, prepend: Prepend = "auto",
+                          timeout: float = 5.0, memory_mb: int = 1024, strict: bool = True,
+                          compare: Compare = "lines",
+                          float_tol: float | None = None) -> Score:
+    """Correctness with a runtime bonus (ACECode-style) in [0, 1], higher is better: 0 unless
+    every test passes; then (1 - `bonus`) + `bonus` x e, where e rewards being faster than the
+    reference solution.
+
+    e = clip(1/2 + log2(t_ref / t) / (2 log2 `max_speedup`), 0, 1): 1/2 at the reference's
+    speed, 1 at `max_speedup` times faster, 0 at that many times slower. t is the candidate's
+    test time (sum over tests, measured by the harness for assert tests and by the server for
+    stdin/stdout runs; both floored at `min_seconds` against timer noise); t_ref is the
+    reference's ``runtime``, else the fastest reference solution that passes every test, timed
+    the same way in the same sandbox (once per process). Abstains when a correct program has no
+    baseline. Timings move with machine load: compare within one run.
+    """
+    if not 0 < bonus < 1:
+        raise ValueError("bonus must be in (0, 1)")
+    if not max_speedup > 1:
+        raise ValueError("max_speedup must be greater than 1")
+    options = _options(timeout, memory_mb, strict, compare, float_tol, True)
+    out = await _prepare_and_run(response_text, reference, metadata, extract, strip_think,
+                                 prepend, options)
+    if isinstance(out, Score):
+        return out
+    suite, ev = out
+    if ev is None:
+        return _no_program(suite)
+    if not ev.all_passed:
+        return Score.of(0.0, details=_details(suite, ev, efficiency=None))
+    t = max(min_seconds, ev.runtime)
+    if suite.runtime is not None:
+        t_ref, source = max(min_seconds, suite.runtime), "given runtime"
+    elif suite.solutions:
+        try:
+            evs = await _MEMO.get(("runtime", *_memo_key(suite, options)), suite.solutions,
+                                  suite, options)
+        except SandboxError as exc:
+            return Score.error(f"sandbox: {exc}")
+        times = [e.runtime for e in evs if e.all_passed]
+        if not times:
+            return Score.abstain("no reference solution passes the tests: no runtime baseline")
+        t_ref, source = max(min_seconds, min(times)), "fastest passing reference solution"
+    else:
+        return Score.abstain("no reference runtime or solution to compare the runtime with")
+    e = min(1.0, max(0.0, 0.5 + math.log2(t_ref / t) / (2 * math.log2(max_speedup))))
+    value = (1 - bonus) + bonus * e
+    return Score.of(value, components={"efficiency": e},
+                    details=_details(suite, ev, efficiency={
+                        "seconds": t, "reference_seconds": t_ref, "speedup": t_ref / t,
+                        "baseline": source}))
