@@ -80,3 +80,18 @@ def test_parquet_and_hf_dataset_on_disk(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="no split 'dev'"):
         list(read_rows(tmp_path / "dd", "dev"))
     json.dumps([r.data for r in read_rows(tmp_path / "single")])
+
+
+def test_rows_of_one_layout_still_follow_the_rules_row_by_row() -> None:
+    # the same keys, different values: a None in an earlier candidate column changes the choice
+    rows = [{"prompt": "p", "completion": "a", "reference": None, "solution": "s1"},
+            {"prompt": "p", "completion": "b", "reference": "r2", "solution": "s2"},
+            {"prompt": "p", "completion": "c", "answer": "x", "k": 1},
+            {"prompt": "p", "completion": "d", "answer": None, "k": 2},
+            {"prompt": [{"role": "user", "content": "q"}], "completion": "e", "answer": "y", "k": 3}]
+    samples = [to_sample(r, row_id=str(i)) for i, r in enumerate(rows)]
+    assert [s.reference for s in samples] == ["s1", "r2", "x", None, "y"]
+    assert samples[3].metadata == {"answer": None, "k": 2} and samples[3].id == "3"
+    assert samples[4].prompt_text == "user: q"
+    again = [to_sample(r, row_id=str(i)) for i, r in enumerate(rows)]
+    assert again == samples

@@ -18,6 +18,7 @@ CLI's ``--map response=output.text``) names the field for any of ``prompt``, ``r
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from rewardlab.core.types import Sample
@@ -44,13 +45,63 @@ def get_path(row: Mapping[str, Any], dotted: str) -> Any:
     return cur
 
 
-def _first(row: Mapping[str, Any], keys: tuple[str, ...], used: set[str]) -> Any:
+def _first(row: Mapping[str, Any], keys: tuple[str, ...], used: set[str],
+           chosen: dict[str, str] | None = None, target: str = "") -> Any:
     for k in keys:
         v = row.get(k) if "." not in k else get_path(row, k)
         if v is not _MISSING and v is not None:
             used.add(k.split(".", 1)[0])
+            if chosen is not None:
+                chosen[target] = k
             return v
     return _MISSING
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """Which plain column gives each field, for rows with one key layout (text rows only)."""
+
+    response: str
+    prompt: str | None
+    reference: str | None
+    id: str | None
+    meta: tuple[str, ...]
+
+
+_PLANS: dict[tuple[str, ...], _Plan | None] = {}
+_CANDIDATES = {"response": RESPONSE_KEYS, "prompt": PROMPT_KEYS, "reference": REFERENCE_KEYS,
+               "id": ID_KEYS}
+
+
+def _layout_decides(row: Mapping[str, Any], chosen: dict[str, str]) -> bool:
+    """True when the keys alone decide the choices: no candidate ahead of (or instead of) a
+    chosen column is present, so another row's values could not change them."""
+    for target, keys in _CANDIDATES.items():
+        pick = chosen.get(target)
+        ahead = keys[: keys.index(pick)] if pick else keys
+        if any(k.split(".", 1)[0] in row for k in ahead):
+            return False
+    return True
+
+
+def _planned(row: Mapping[str, Any], plan: _Plan, row_id: str | None) -> Sample | None:
+    """The sample by a cached plan, or None when this row's values need the full rules."""
+    response = row[plan.response]
+    prompt = row[plan.prompt] if plan.prompt else ""
+    if type(response) is not str or type(prompt) is not str:
+        return None
+    reference = None
+    if plan.reference is not None:
+        reference = row[plan.reference]
+        if reference is None:
+            return None
+    sid = row_id
+    if plan.id is not None:
+        raw = row[plan.id]
+        if raw is None:
+            return None
+        sid = str(raw)
+    return Sample.from_text(prompt, response, reference, {k: row[k] for k in plan.meta}, sid)
 
 
 def _is_messages(v: Any) -> bool:
@@ -60,9 +111,27 @@ def _is_messages(v: Any) -> bool:
 def to_sample(row: Mapping[str, Any], mapping: Mapping[str, str] | None = None,
               row_id: str | None = None) -> Sample:
     """A `Sample` from one row; raises `ValueError` (with what is wrong) when it cannot."""
-    mapping = mapping or {}
+    if not mapping and isinstance(row, dict):
+        layout = tuple(row)
+        plan = _PLANS.get(layout)
+        if plan is not None:
+            fast = _planned(row, plan, row_id)
+            if fast is not None:
+                return fast
+        elif layout not in _PLANS and len(_PLANS) < 256:
+            sample, made = _to_sample(row, {}, row_id, plan=True)
+            _PLANS[layout] = made
+            return sample
+    return _to_sample(row, mapping or {}, row_id, plan=False)[0]
+
+
+def _to_sample(row: Mapping[str, Any], mapping: Mapping[str, str], row_id: str | None,
+               plan: bool) -> tuple[Sample, _Plan | None]:
+    """The full rules; with `plan`, also the plan that reproduces them for this key layout
+    (None when the row needs more than plain columns)."""
     used: set[str] = set()
     fields: dict[str, Any] = {}
+    chosen: dict[str, str] = {}
     for target, src in mapping.items():
         v = get_path(row, src)
         if v is _MISSING:
@@ -71,7 +140,7 @@ def to_sample(row: Mapping[str, Any], mapping: Mapping[str, str] | None = None,
         used.add(src.split(".")[0])
 
     if "response" not in fields:
-        v = _first(row, RESPONSE_KEYS, used)
+        v = _first(row, RESPONSE_KEYS, used, chosen, "response")
         if v is not _MISSING:
             if isinstance(v, list) and not _is_messages(v):  # verl's `responses`: one per row
                 if len(v) != 1:
@@ -99,14 +168,14 @@ def to_sample(row: Mapping[str, Any], mapping: Mapping[str, str] | None = None,
                 + ", messages, query; use --map response=FIELD)")
         fields["response"] = v
     if "prompt" not in fields:
-        v = _first(row, PROMPT_KEYS, used)
+        v = _first(row, PROMPT_KEYS, used, chosen, "prompt")
         fields["prompt"] = "" if v is _MISSING else v
     if "reference" not in fields:
-        v = _first(row, REFERENCE_KEYS, used)
+        v = _first(row, REFERENCE_KEYS, used, chosen, "reference")
         if v is not _MISSING:
             fields["reference"] = v
     if "id" not in fields:
-        v = _first(row, ID_KEYS, used)
+        v = _first(row, ID_KEYS, used, chosen, "id")
         if v is not _MISSING:
             fields["id"] = str(v)
     if row_id is not None and fields.get("id") is None:
@@ -124,10 +193,15 @@ def to_sample(row: Mapping[str, Any], mapping: Mapping[str, str] | None = None,
         raise ValueError(f"response is a {type(fields['response']).__name__}, expected text or messages")
     if type(fields["prompt"]) is str and type(fields["response"]) is str \
             and fields.keys() <= _TEXT_FIELDS and isinstance(fields.get("id"), str | None):
+        made = None
+        if plan and "response" in chosen and "metadata" not in row \
+                and all("." not in k for k in chosen.values()) and _layout_decides(row, chosen):
+            made = _Plan(chosen["response"], chosen.get("prompt"), chosen.get("reference"),
+                         chosen.get("id"), tuple(meta))
         return Sample.from_text(fields["prompt"], fields["response"], fields.get("reference"),
-                                meta, fields.get("id"))
+                                meta, fields.get("id")), made
     try:
-        return Sample(metadata=meta, **fields)
+        return Sample(metadata=meta, **fields), None
     except ValueError as exc:
         first = str(exc).splitlines()
         raise ValueError("; ".join(first[:3])) from None
