@@ -157,6 +157,11 @@ def score_cmd(
         summary_json.write_text(json.dumps(summary.to_dict(), indent=2))
 
 
+from rewardlab.models.cli import train_app  # noqa: E402 - mounted after the core verbs
+
+app.add_typer(train_app, name="train")
+
+
 def main() -> None:
     # like other app runners, let `--reward my_module:my_fn` find modules in the working directory
     if "" not in sys.path and "." not in sys.path:
