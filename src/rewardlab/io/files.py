@@ -10,6 +10,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import orjson
+
+
+def parse_json_line(raw: bytes) -> Any:
+    """One JSON value (orjson; the standard parser for what orjson refuses but Python's JSON
+    accepts, such as NaN literals and integers beyond 64 bits). Raises JSONDecodeError."""
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return json.loads(raw)
+
+
+def dump_json_line(obj: Any) -> bytes:
+    """One JSON line (UTF-8, unescaped; unknown types as their str)."""
+    try:
+        return orjson.dumps(obj, default=str, option=orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS)
+    except TypeError:  # e.g. integers beyond 64 bits
+        return (json.dumps(obj, ensure_ascii=False, default=str) + "\n").encode()
+
 
 @dataclass
 class Row:
@@ -31,7 +50,7 @@ def _jsonl(path: Path) -> Iterator[Row]:
             if not raw.strip():
                 continue
             try:
-                data = json.loads(raw)
+                data = parse_json_line(raw)
             except (json.JSONDecodeError, UnicodeDecodeError) as exc:
                 yield Row(n, n, None, f"invalid JSON: {exc}")
                 continue
@@ -135,8 +154,7 @@ class ResumableWriter:
         """Write rows in one call and make them durable before returning."""
         if not rows:
             return
-        blob = "".join(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in rows)
-        buf = memoryview(blob.encode())
+        buf = memoryview(b"".join(dump_json_line(r) for r in rows))
         while buf:
             buf = buf[os.write(self._fd, buf):]
         os.fsync(self._fd)
