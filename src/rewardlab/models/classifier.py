@@ -24,8 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rewardlab.core.types import Message, Sample, Score
+from rewardlab.core.types import Sample, Score
 from rewardlab.models._hf import (
+    chat_messages,
     loaded,
     model_fingerprint,
     model_reward,
@@ -54,12 +55,6 @@ class Encoded:
     @property
     def truncated(self) -> bool:
         return self.full_length > self.length
-
-
-def _messages(value: str | list[Message], role: str) -> list[dict[str, Any]]:
-    if isinstance(value, str):
-        return [{"role": role, "content": value}] if value else []
-    return [{"role": m.role, "content": m.text} for m in value]
 
 
 class SequenceClassifierRM:
@@ -116,7 +111,7 @@ class SequenceClassifierRM:
         if use_template:
             if tok.chat_template is None:
                 raise ValueError(f"{self.path}: the tokenizer has no chat template")
-            msgs = _messages(sample.prompt, "user") + _messages(sample.response, "assistant")
+            msgs = chat_messages(sample.prompt, "user") + chat_messages(sample.response, "assistant")
             text = tok.apply_chat_template(msgs, tokenize=False)
             args: tuple[str, ...] = (text,)
             kw: dict[str, Any] = {"add_special_tokens": False}

@@ -28,9 +28,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from rewardlab.core.types import Message, Sample, Score, TokenScores
+from rewardlab.core.types import Sample, Score, TokenScores
 from rewardlab.models._hf import (
     BUNDLED_SMOLLM2,
+    chat_messages,
     loaded,
     model_fingerprint,
     model_reward,
@@ -80,12 +81,6 @@ class TokenStats:
     certainty: list[float]
 
 
-def _messages(value: str | list[Message], role: str) -> list[dict[str, Any]]:
-    if isinstance(value, str):
-        return [{"role": role, "content": value}] if value else []
-    return [{"role": m.role, "content": m.text} for m in value]
-
-
 class CausalLM:
     """A loaded causal language model and its tokenizer."""
 
@@ -127,7 +122,7 @@ class CausalLM:
         if use_template:
             if tok.chat_template is None:
                 raise ValueError(f"{self.name}: the tokenizer has no chat template")
-            text = tok.apply_chat_template(_messages(sample.prompt, "user"), tokenize=False,
+            text = tok.apply_chat_template(chat_messages(sample.prompt, "user"), tokenize=False,
                                            add_generation_prompt=True)
             prompt_ids = list(tok(text, add_special_tokens=False)["input_ids"])
         else:
