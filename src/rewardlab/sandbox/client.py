@@ -17,13 +17,14 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
 from rewardlab.sandbox.harness import compile_tests
-from rewardlab.sandbox.limits import Limits
+from rewardlab.sandbox.limits import JAIL_PREFIX, Limits
 from rewardlab.sandbox.server import HEADER, pop_messages, send_message
 
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -41,6 +42,8 @@ _BOOT = (
     "from rewardlab.sandbox.server import main\n"
     "main(sys.argv[1:])\n"
 )
+
+_RETRY_START_AFTER = 30.0  # seconds a failed server start is reported without a new attempt
 
 _CLEANUP = (
     "import os, signal, sys\n"
@@ -228,6 +231,7 @@ class Sandbox:
         self.tmp_mb = tmp_mb
         self.shm_mb = shm_mb
         self.start_timeout = start_timeout
+        self._start_failure: tuple[float, str] | None = None
         self._lock = threading.Lock()
         self._send_lock = threading.Lock()
         self._pending: dict[int, Future[RunResult]] = {}
@@ -270,7 +274,15 @@ class Sandbox:
             raise SandboxError("a Sandbox cannot be used from a forked child; make a new one")
         if self._proc is not None and self._error is None:
             return
-        self._start()
+        failed = self._start_failure
+        if failed is not None and time.monotonic() - failed[0] < _RETRY_START_AFTER:
+            raise SandboxError(failed[1])  # fail fast: every waiting sample errors at once
+        try:
+            self._start()
+        except SandboxError as exc:
+            self._start_failure = (time.monotonic(), str(exc))
+            raise
+        self._start_failure = None
 
     def _start(self) -> None:
         self._stop_server()
@@ -364,6 +376,12 @@ class Sandbox:
                 proc.wait()
             if proc.returncode not in (0, None) and report and report.get("uid_per_slot"):
                 self._cleanup_uids(proc.pid)
+            jail = (report or {}).get("jail")
+            if jail and os.path.basename(jail).startswith(JAIL_PREFIX):
+                try:
+                    os.rmdir(jail)  # empty on the host; its tmpfs lived in the server's namespace
+                except OSError:
+                    pass
         if sock is not None:
             try:
                 sock.shutdown(socket.SHUT_RDWR)

@@ -42,6 +42,7 @@ import math
 import os
 import resource
 import sys
+import tempfile
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -123,7 +124,8 @@ _MS_PRIVATE = 1 << 18
 _PR_SET_NO_NEW_PRIVS = 38
 _PR_SET_CHILD_SUBREAPER = 36
 
-JAIL = "/tmp/.rewardlab-jail"  # inside the server's own mount namespace only
+JAIL_PREFIX = ".rewardlab-jail-"  # an empty directory on the host; its contents exist only
+# in the server's own mount namespace
 
 
 def _python_paths() -> list[str]:
@@ -212,21 +214,28 @@ def prepare_isolation(*, network: bool, tmp_mb: int, shm_mb: int) -> dict[str, A
 
     try:
         mount(None, "/", None, _MS_REC | _MS_PRIVATE)
-        # A private scratch /tmp in this namespace holds the jail, so nothing is left on the host.
-        mount("tmpfs", "/tmp", "tmpfs", _MS_NOSUID | _MS_NODEV, "mode=0755,size=8m")
-        os.makedirs(JAIL, mode=0o755)
-        mount("tmpfs", JAIL, "tmpfs", _MS_NOSUID | _MS_NODEV, "mode=0755,size=8m")
+        # The jail is a tmpfs on an empty host directory, visible only in this namespace. It
+        # must not shadow anything: the interpreter, a virtualenv or the package may live in
+        # /tmp. The client removes the empty directory when the server stops.
+        jail = tempfile.mkdtemp(prefix=JAIL_PREFIX)
+        os.chmod(jail, 0o755)
+        mount("tmpfs", jail, "tmpfs", _MS_NOSUID | _MS_NODEV, "mode=0755,size=8m")
         old_umask = os.umask(0o022)
         try:
             for top in ("/bin", "/sbin", "/lib", "/lib64", "/lib32", "/libx32", "/usr", "/etc"):
                 if os.path.islink(top):
-                    os.symlink(os.readlink(top), JAIL + top)
+                    os.symlink(os.readlink(top), jail + top)
                 elif os.path.isdir(top):
-                    bind_ro(top, JAIL + top)
+                    bind_ro(top, jail + top)
+            # the programs' scratch /tmp first: an installation under /tmp (a virtualenv, a
+            # checkout) is then bound read-only inside it, at its own path
+            os.mkdir(jail + "/tmp")
+            mount("tmpfs", jail + "/tmp", "tmpfs", _MS_NOSUID | _MS_NODEV | _MS_NOEXEC,
+                  f"mode=0711,size={tmp_mb}m")
             for path in _python_paths():
                 if not path.startswith(("/usr/", "/etc/")) and os.path.isdir(path):
-                    bind_ro(path, JAIL + path)
-            dev = JAIL + "/dev"
+                    bind_ro(path, jail + path)
+            dev = jail + "/dev"
             os.makedirs(dev, mode=0o755)
             mount("tmpfs", dev, "tmpfs", _MS_NOSUID | _MS_NOEXEC, "mode=0755,size=64k")
             for name in ("null", "zero", "full", "random", "urandom"):
@@ -238,13 +247,10 @@ def prepare_isolation(*, network: bool, tmp_mb: int, shm_mb: int) -> dict[str, A
             mount("tmpfs", dev + "/shm", "tmpfs", _MS_NOSUID | _MS_NODEV | _MS_NOEXEC,
                   f"mode=1777,size={shm_mb}m")
             mount(None, dev, None, _MS_REMOUNT | _MS_RDONLY | _MS_NOSUID | _MS_NOEXEC)
-            os.mkdir(JAIL + "/tmp")
-            mount("tmpfs", JAIL + "/tmp", "tmpfs", _MS_NOSUID | _MS_NODEV | _MS_NOEXEC,
-                  f"mode=0711,size={tmp_mb}m")
-            mount(None, JAIL, None, _MS_REMOUNT | _MS_RDONLY | _MS_NOSUID | _MS_NODEV)
+            mount(None, jail, None, _MS_REMOUNT | _MS_RDONLY | _MS_NOSUID | _MS_NODEV)
         finally:
             os.umask(old_umask)
-        report["jail"] = JAIL
+        report["jail"] = jail
     except OSError as exc:
         report["notes"].append(f"jail: {exc}")
     return report
