@@ -1,7 +1,9 @@
 """Core runtime benchmark, one run, side by side with what a user would otherwise write.
 
-1. Overhead: a trivial reward (`exact_match`) on 100k rows, end to end (read JSONL, map rows,
-   score, write JSONL), vs a plain Python loop doing the same reads/writes with no runtime.
+1. Overhead on 100k rows, end to end (read JSONL, map rows, score, write JSONL): the cheap
+   `exact_match` (in process and through the `rewardlab score` command) and a constant-time
+   reward through the command, vs a plain Python loop doing exact match with the same
+   reads/writes and no runtime.
 2. A CPU-heavy reward through the process pool vs a plain serial loop (speed-up).
 3. Warm cache: re-scoring the CPU-heavy run from the SQLite cache vs its first run.
 
@@ -38,6 +40,12 @@ def collatz_heavy(response_text: str, *, rounds: int = 1500) -> float:
             n = n // 2 if n % 2 == 0 else 3 * n + 1
         x += 1
     return float(x % 2 == 0)
+
+
+@reward(register=False, range=(0, 1))
+def nonempty(response_text: str) -> float:
+    """1 if the response is not empty: a reward that costs nothing, to time the runtime alone."""
+    return float(bool(response_text))
 
 
 def _rows(n: int) -> list[dict[str, str]]:
@@ -80,12 +88,12 @@ def _timed_score_file(inp: Path, spec: object, out: Path, rt: Runtime) -> tuple[
     return time.perf_counter() - t0, summary
 
 
-def _timed_cli(inp: Path, out: Path) -> float:
+def _timed_cli(inp: Path, out: Path, reward_name: str) -> float:
     """The real command, as a user runs it (progress bar off, no cache for a trivial reward)."""
-    cmd = [sys.executable, "-m", "rewardlab.cli", "score", str(inp), "-r", "exact_match",
+    cmd = [sys.executable, "-m", "rewardlab.cli", "score", str(inp), "-r", reward_name,
            "-o", str(out), "--no-cache", "-q"]
     t0 = time.perf_counter()
-    subprocess.run(cmd, check=True, capture_output=True)
+    subprocess.run(cmd, check=True, capture_output=True, cwd=Path(__file__).resolve().parents[1])
     return time.perf_counter() - t0
 
 
@@ -106,14 +114,18 @@ def main(argv: list[str] | None = None) -> str:
         with Runtime() as rt:
             ours, summary = _timed_score_file(inp, exact_match(), d / "ours.jsonl", rt)
         assert summary.scored == n_trivial  # type: ignore[attr-defined]
-        cli = _timed_cli(inp, d / "cli.jsonl")
+        cli = _timed_cli(inp, d / "cli.jsonl", "exact_match")
+        cli0 = _timed_cli(inp, d / "cli0.jsonl", "benchmarks.bench_core:nonempty")
         lines += [
             "| job | rows | plain loop | rewardlab | rewardlab rows/s | ratio (plain/ours time) |",
             "|---|---|---|---|---|---|",
-            f"| trivial reward, `score_file` in process (JSONL in/out) | {n_trivial:,} | "
+            f"| `exact_match`, `score_file` in process (JSONL in/out) | {n_trivial:,} | "
             f"{base:.2f} s | {ours:.2f} s | {n_trivial / ours:,.0f} | {base / ours:.2f} |",
-            f"| trivial reward, `rewardlab score` command incl. start-up | {n_trivial:,} | "
+            f"| `exact_match`, `rewardlab score` command incl. start-up | {n_trivial:,} | "
             f"{base:.2f} s | {cli:.2f} s | {n_trivial / cli:,.0f} | {base / cli:.2f} |",
+            f"| constant-time reward (`nonempty`), `rewardlab score` command incl. start-up | "
+            f"{n_trivial:,} | {base:.2f} s | {cli0:.2f} s | {n_trivial / cli0:,.0f} | "
+            f"{base / cli0:.2f} |",
         ]
         heavy_in = d / "heavy.jsonl"
         _write(heavy_in, _rows(n_heavy))
