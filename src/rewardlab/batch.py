@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from rewardlab.api import SpecLike, build
-from rewardlab.compose.transforms import _Grouped, group_key
+from rewardlab.compose.transforms import Grouped, group_key
 from rewardlab.core.types import Sample, Score
 from rewardlab.io.files import ResumableWriter, Row, read_rows
 from rewardlab.io.rows import to_sample
@@ -145,7 +145,7 @@ def score_file(
     own_runtime = runtime is None
     rt = runtime or Runtime()
     group_by: Callable[[Sample], str] | None = None
-    grouped = [n for n in built.root.walk() if isinstance(n, _Grouped)]
+    grouped = [n for n in built.root.walk() if isinstance(n, Grouped)]
     if grouped:
         by = grouped[0].by
         group_by = lambda s: group_key(s, by)  # noqa: E731

@@ -153,7 +153,9 @@ class LogSigmoid(_RefShaped):
 
 
 @dataclass(eq=False)
-class _Grouped(Transform):
+class Grouped(Transform):
+    """A transform whose value depends on the other samples of the group (`by`)."""
+
     by: str = "prompt"
 
     def __post_init__(self) -> None:
@@ -179,7 +181,7 @@ class _Grouped(Transform):
 
 
 @dataclass(eq=False)
-class GroupZScore(_Grouped):
+class GroupZScore(Grouped):
     eps: float = 1e-6
     op: str = "group_zscore"
 
@@ -195,7 +197,7 @@ class GroupZScore(_Grouped):
 
 
 @dataclass(eq=False)
-class Rank(_Grouped):
+class Rank(Grouped):
     op: str = "rank"
 
     def __post_init__(self) -> None:
