@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
+from rewardlab.rewards._math_parse import match_brace
+
 EXTRACTORS = ("answer_tag", "boxed", "gsm8k", "answer_is", "last_number")
 DEFAULT_ORDER: tuple[str, ...] = EXTRACTORS
 WINDOW = 20_000
@@ -48,22 +50,8 @@ def _box_at(text: str, start: int) -> tuple[str, int] | None:
         if m:
             return m.group(1), m.end()
         return None
-    depth = 0
-    end = min(len(text), i + MAX_BOX)
-    j = i
-    while j < end:
-        c = text[j]
-        if c == "\\":
-            j += 2
-            continue
-        if c == "{":
-            depth += 1
-        elif c == "}":
-            depth -= 1
-            if depth == 0:
-                return text[i + 1: j], j + 1
-        j += 1
-    return None
+    j = match_brace(text, i, MAX_BOX)
+    return (text[i + 1: j], j + 1) if j >= 0 else None
 
 
 _JOINER = re.compile(r"^[\s$,;]*(?:(?:and|&|\\text\{\s*(?:and|,)\s*\}|\\quad)[\s$,]*)?"

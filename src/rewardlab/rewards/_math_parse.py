@@ -89,7 +89,7 @@ _TRAILING_JUNK = re.compile(r"(?:\s|\.|;|\\\.)+$")
 _WS = re.compile(r"\s+")
 
 
-def _match_brace(s: str, open_index: int, limit: int | None = None) -> int:
+def match_brace(s: str, open_index: int, limit: int | None = None) -> int:
     """Index of the `}` closing the `{` at `open_index`, or -1 (also -1 past `limit` chars)."""
     depth = 0
     end = len(s) if limit is None else min(len(s), open_index + limit)
@@ -123,7 +123,7 @@ def _strip_delims(s: str) -> str:
                 break
         m = _BOXED_WHOLE.match(s)
         if m:
-            end = _match_brace(s, m.end() - 1)
+            end = match_brace(s, m.end() - 1)
             if end == len(s) - 1:
                 s, changed = s[m.end(): end], True
     return s
@@ -138,7 +138,7 @@ def _handle_text(s: str) -> str:
         m = _TEXT_RE.search(s, pos)
         if not m:
             break
-        end = _match_brace(s, m.end() - 1)
+        end = match_brace(s, m.end() - 1)
         if end < 0:
             break
         pieces.append((s[pos: m.start()], False))
