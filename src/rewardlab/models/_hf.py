@@ -19,7 +19,7 @@ import shutil
 import tempfile
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -304,3 +304,19 @@ def chat_messages(value: str | list[Message], role: str) -> list[dict[str, Any]]
     if isinstance(value, str):
         return [{"role": role, "content": value}] if value else []
     return [{"role": m.role, "content": m.text} for m in value]
+
+
+def length_batches(lengths: Sequence[int], batch_size: int, max_batch_tokens: int) -> list[list[int]]:
+    """Indices grouped into batches of similar length (ascending, ties by index): at most
+    `batch_size` items and `max_batch_tokens` padded tokens per batch (one item always fits)."""
+    batches: list[list[int]] = []
+    cur: list[int] = []
+    for i in sorted(range(len(lengths)), key=lambda i: (lengths[i], i)):
+        # ascending lengths: the newest item sets the padded width
+        if cur and (len(cur) >= batch_size or (len(cur) + 1) * lengths[i] > max_batch_tokens):
+            batches.append(cur)
+            cur = []
+        cur.append(i)
+    if cur:
+        batches.append(cur)
+    return batches

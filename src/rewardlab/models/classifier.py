@@ -27,6 +27,7 @@ from typing import Any
 from rewardlab.core.types import Sample, Score
 from rewardlab.models._hf import (
     chat_messages,
+    length_batches,
     loaded,
     model_fingerprint,
     model_reward,
@@ -135,28 +136,13 @@ class SequenceClassifierRM:
         inputs.setdefault("attention_mask", [1] * len(inputs["input_ids"]))
         return Encoded(inputs, full_len, use_template)
 
-    def _batches(self, lengths: Sequence[int], batch_size: int,
-                 max_batch_tokens: int) -> list[list[int]]:
-        order = sorted(range(len(lengths)), key=lambda i: (lengths[i], i))
-        batches: list[list[int]] = []
-        cur: list[int] = []
-        for i in order:
-            # ascending lengths: the newest item sets the padded width
-            if cur and (len(cur) >= batch_size or (len(cur) + 1) * lengths[i] > max_batch_tokens):
-                batches.append(cur)
-                cur = []
-            cur.append(i)
-        if cur:
-            batches.append(cur)
-        return batches
-
     def logits(self, encoded: Sequence[Encoded], *, batch_size: int = 16,
                max_batch_tokens: int = 16384) -> list[list[float]]:
         """The model's outputs for each encoded sample (in input order)."""
         torch = self._torch
         pad_id = int(self.tokenizer.pad_token_id)
         out: list[list[float]] = [[] for _ in encoded]
-        for batch in self._batches([e.length for e in encoded], batch_size, max_batch_tokens):
+        for batch in length_batches([e.length for e in encoded], batch_size, max_batch_tokens):
             width = max(encoded[i].length for i in batch)
             tensors: dict[str, Any] = {}
             for name in encoded[batch[0]].inputs:

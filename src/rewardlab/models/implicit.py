@@ -32,6 +32,7 @@ from rewardlab.core.types import Sample, Score, TokenScores
 from rewardlab.models._hf import (
     BUNDLED_SMOLLM2,
     chat_messages,
+    length_batches,
     loaded,
     model_fingerprint,
     model_reward,
@@ -163,21 +164,11 @@ class CausalLM:
         from the attention mask, so a result does not depend on its batch."""
         torch = self._torch
         lengths = [len(r.prompt_ids) + len(r.response_ids) for r in rendered]
-        order = sorted(range(len(rendered)), key=lambda i: (lengths[i], i))
         out: list[TokenStats | None] = [None] * len(rendered)
         pad = self.tokenizer.pad_token_id
         pad = int(pad if pad is not None else (self.tokenizer.eos_token_id or 0))
         log_v = math.log(self.vocab_size)
-        batches: list[list[int]] = []
-        cur: list[int] = []
-        for i in order:
-            if cur and (len(cur) >= batch_size or (len(cur) + 1) * lengths[i] > max_batch_tokens):
-                batches.append(cur)
-                cur = []
-            cur.append(i)
-        if cur:
-            batches.append(cur)
-        for batch in batches:
+        for batch in length_batches(lengths, batch_size, max_batch_tokens):
             todo = [i for i in batch if rendered[i].response_ids]
             for i in batch:
                 if not rendered[i].response_ids:
