@@ -71,26 +71,44 @@ def test_list_shows_what_scores_mean() -> None:
     assert "exact_match" in table.output and "higher is better" in table.output
 
 
+def _lines(path: Path) -> int:
+    return path.read_bytes().count(b"\n") if path.exists() else 0
+
+
 @pytest.mark.slow
 def test_sigkilled_run_resumes_to_exactly_once_output(tmp_path: Path) -> None:
-    n = 3000
-    inp, out, cache = tmp_path / "in.jsonl", tmp_path / "out.jsonl", tmp_path / "c.db"
-    _write(inp, [{"id": f"r{i}", "prompt": f"p{i % 7}", "completion": "x" * (i % 50)}
+    """Kill -9 at points chosen by observed progress, never by the clock: the reward waits at a
+    gate (rows above the number in a file), so each run is still going when it is killed."""
+    n, chunk = 3000, 64
+    inp, out, cache, gate = (tmp_path / f for f in ("in.jsonl", "out.jsonl", "c.db", "gate"))
+    _write(inp, [{"id": f"r{i}", "prompt": f"p{i % 7}", "completion": f"{i + 1}:" + "x" * (i % 50)}
                  for i in range(n)])
     cmd = [sys.executable, "-m", "rewardlab.cli", "score", str(inp), "-o", str(out),
-           "-r", "tests.runtime.rewards_for_tests:burn", "-p", "n=30000", "--workers", "2",
-           "--chunk-size", "64", "--cache", str(cache), "-q"]
+           "-r", "tests.runtime.rewards_for_tests:gated", "-p", f"gate={gate}", "--workers", "2",
+           "--chunk-size", str(chunk), "--timeout", "600", "--cache", str(cache), "-q"]
     rng = random.Random(7)
     kills = 0
-    for _ in range(4):
-        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL, start_new_session=True)
-        time.sleep(rng.uniform(1.0, 3.0))
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            kills += 1
-        proc.wait()
-    assert kills >= 1
+    for bound in (700, 1500, 2300):
+        gate.write_text(str(bound))
+        done = _lines(out)
+        target = rng.randint(done + 1, max(done + 1, bound - 2 * chunk))
+        with (tmp_path / "stderr").open("wb") as log:
+            proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log,
+                                    start_new_session=True)
+            try:
+                # rows above `bound` cannot finish, so the run is alive until it is killed
+                while _lines(out) < target and proc.poll() is None:
+                    time.sleep(0.01)
+                assert proc.poll() is None, (tmp_path / "stderr").read_text()
+                os.killpg(proc.pid, signal.SIGKILL)
+                kills += 1
+            finally:
+                if proc.poll() is None:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        assert target <= _lines(out) < n
+    assert kills == 3
+    gate.write_text(str(n))
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     rows = _out(out)

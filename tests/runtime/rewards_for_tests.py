@@ -5,6 +5,7 @@ from __future__ import annotations
 import ctypes
 import os
 import time
+from pathlib import Path
 
 from rewardlab.core.reward import reward
 
@@ -42,3 +43,22 @@ def burn(response_text: str, *, n: int = 200_000) -> float:
     for i in range(n + len(response_text)):
         total += i * i % 7
     return float(total % 1000)
+
+
+@reward(kind="cpu", register=False, range=(0, 1e9))
+def gated(response_text: str, *, gate: str = "", n: int = 2_000) -> float:
+    """For runs that a test interrupts at a point it chooses: burns a little CPU, then waits
+    while the row number before the response's first ':' is above the number in the `gate` file.
+
+    A run can therefore never finish before the test opens the gate, however fast the machine.
+    """
+    row = int(response_text.split(":", 1)[0])
+    while gate:
+        text = Path(gate).read_text().strip()
+        if text and row <= int(text):
+            break
+        time.sleep(0.005)
+    total = 0
+    for i in range(n):
+        total += i * i % 7
+    return float(row + total % 1000)
