@@ -14,7 +14,15 @@ argument, wrong value, extra call, reversed parallel order) with `tool_call_matc
 official BFCL AST checker (`bfcl-eval`) when it can be imported, with the agreement of our
 ``exact`` mode with its verdicts.
 
+Question-blind baselines (what a policy earns without reading the question): `sql_partial` for
+one fixed query used for every question (the best of: each gold query, ``SELECT 1``, ``SELECT *``
+from each table) and for ``SELECT 1``, on the 56 Spider questions; `tool_call_match` for calls
+with the right function names and every schema key but garbage values, and for calls filled from
+the schema alone (each key's default, else its first enum value, else ``false`` / garbage), on
+BFCL simple_python, multiple, parallel, parallel_multiple and live_simple.
+
     python -m benchmarks.bench_sql_tools                       # full run
+    python -m benchmarks.bench_sql_tools --baselines           # only the question-blind baselines
     python -m benchmarks.bench_sql_tools --quick               # small smoke run
     python -m benchmarks.bench_sql_tools --bfcl-path DIR       # where bfcl_eval is installed
         (pip install --no-deps --target DIR bfcl-eval; its model handlers are not needed)
@@ -39,7 +47,7 @@ from typing import Any
 
 import rewardlab as rl
 from rewardlab import Sample
-from rewardlab.rewards.sql import run_query, sql_execution
+from rewardlab.rewards.sql import database_schema, run_query, sql_execution, sql_partial
 from rewardlab.rewards.tools import calls_from_bfcl, tool_call_match
 from rewardlab.runtime.engine import Runtime
 
@@ -120,11 +128,13 @@ def bench_sql(reps: int, tmp: Path) -> list[str]:
         rows.append(f"| (agreement with the plain reward: {agree}/{len(items)}{note}) | | | | | | |")
     runaway = ("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c "
                "WHERE x < 1000000000000) SELECT count(*) FROM c")
-    stops = [run_query(db, runaway, time_budget=1.0) for _ in range(3)]
-    assert all(r.kind == "timeout" for r in stops)
-    worst = max(r.seconds for r in stops)
-    rows += ["", f"Runaway recursive query with a 1 s budget: stopped after at most {worst:.3f} s "
-             "(3 runs); the plain reward has no budget and runs until the caller kills it."]
+    stops = [run_query(db, runaway, time_budget=10.0, cpu_budget=1.0) for _ in range(3)]
+    assert all(r.kind == "cpu_limit" for r in stops), [r.kind for r in stops]
+    worst_cpu = max(r.cpu_seconds for r in stops)
+    worst_wall = max(r.seconds for r in stops)
+    rows += ["", f"Runaway recursive query with a 1 s CPU budget (the `sql_execution` default): "
+             f"stopped after at most {worst_cpu:.3f} s of CPU, {worst_wall:.3f} s wall (3 runs), "
+             "scored 0; the plain reward has no budget and runs until the caller kills it."]
     return rows
 
 
@@ -244,11 +254,89 @@ def bench_tools(reps: int, bfcl_path: str | None) -> list[str]:
     return rows
 
 
+# -- question-blind baselines --------------------------------------------------------------------
+
+
+def bench_sql_blind() -> list[str]:
+    store = DATA / "sql" / "spider_department_store"
+    qs = json.loads((store / "questions.json").read_text())
+    reward = sql_partial(db_dir=str(store))
+    tables = sorted(database_schema(store / "department_store.sqlite"))
+    candidates = list(dict.fromkeys([q["output"] for q in qs] + ["SELECT 1"]
+                                    + [f"SELECT * FROM {t}" for t in tables]))
+    results: list[tuple[float, float, str]] = []
+    for sql in candidates:
+        scores = reward.score_local([Sample(response=sql, reference=q["output"],
+                                            metadata={"db_id": q["db_id"]}) for q in qs])
+        assert all(s.ok for s in scores), [s.reason for s in scores if not s.ok][:3]
+        values = [s.value or 0.0 for s in scores]
+        wrong = [s.value or 0.0 for s in scores if s.components.get("execution") != 1.0]
+        results.append((sum(values) / len(values), sum(wrong) / max(1, len(wrong)), sql))
+    best = max(results)
+    select1 = next(r for r in results if r[2] == "SELECT 1")
+    return [f"sql_partial, question-blind, {len(qs)} Spider department_store questions, "
+            f"{len(candidates)} candidate fixed queries:",
+            f"- best fixed query: mean {best[0]:.3f} (mean {best[1]:.3f} on the questions it "
+            f"answers wrongly): {best[2]}",
+            f"- SELECT 1: mean {select1[0]:.3f}"]
+
+
+def _garbage(prop: dict[str, Any], from_schema: bool) -> Any:
+    kind = prop.get("type", "string")
+    if from_schema:
+        if "default" in prop:
+            return prop["default"]
+        if prop.get("enum"):
+            return prop["enum"][0]
+        if kind == "boolean":
+            return False
+    return {"integer": 987654321, "float": 987654.321, "number": 987654.321, "boolean": "zqx",
+            "array": ["zqx"], "tuple": ["zqx"], "dict": {"zqx": 1}, "object": {"zqx": 1},
+            "any": "zqx"}.get(kind, "zqx-garbage")
+
+
+def bench_tools_blind() -> list[str]:
+    root = DATA / "toolcall" / "bfcl"
+    match = tool_call_match()
+    rows = ["| BFCL set | questions | right names, every schema key, garbage values | "
+            "right names, values from the schema alone |", "|---|---|---|---|"]
+    totals = {False: [0.0, 0], True: [0.0, 0]}
+    for category in ["simple_python", "multiple", "parallel", "parallel_multiple", "live_simple"]:
+        questions = {q["id"]: q for q in _jsonl(root / f"BFCL_v4_{category}.json")}
+        means = []
+        for from_schema in (False, True):
+            samples = []
+            for a in _jsonl(root / "possible_answer" / f"BFCL_v4_{category}.json"):
+                specs = {f["name"]: f for f in questions[a["id"]]["function"]}
+                calls = []
+                for call in a["ground_truth"]:
+                    (name, _), = call.items()
+                    props = specs[name]["parameters"].get("properties", {})
+                    calls.append({"name": name, "arguments": {
+                        k: _garbage(v, from_schema) for k, v in props.items()}})
+                samples.append(Sample(response=json.dumps(calls), reference=a["ground_truth"]))
+            scores = match.score_local(samples)
+            assert all(s.ok for s in scores)
+            values = [s.value or 0.0 for s in scores]
+            means.append(sum(values) / len(values))
+            totals[from_schema][0] += sum(values)
+            totals[from_schema][1] += len(values)
+        rows.append(f"| {category} | {len(samples)} | {means[0]:.3f} | {means[1]:.3f} |")
+    g, s = (totals[k][0] / totals[k][1] for k in (False, True))
+    rows.append(f"| all | {totals[False][1]} | {g:.3f} | {s:.3f} |")
+    return rows
+
+
 def main(argv: list[str] | None = None) -> str:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--bfcl-path", default=None, help="a folder holding the bfcl_eval package")
+    ap.add_argument("--baselines", action="store_true", help="only the question-blind baselines")
     args = ap.parse_args(argv)
+    if args.baselines:
+        text = "\n".join(bench_sql_blind() + [""] + bench_tools_blind())
+        print(text)
+        return text
     sql_reps, tool_reps = (2, 1) if args.quick else (20, 3)
     lines = [f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
              f"Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}", ""]
@@ -256,6 +344,7 @@ def main(argv: list[str] | None = None) -> str:
         lines += bench_sql(sql_reps, Path(tmp))
     lines += [""]
     lines += bench_tools(tool_reps, args.bfcl_path)
+    lines += ["", "Question-blind baselines:"] + bench_sql_blind() + [""] + bench_tools_blind()
     text = "\n".join(lines)
     print(text)
     return text

@@ -7,11 +7,18 @@ The reference is the gold SQL. The database comes from the sample's metadata (``
 layout and a flat ``db_dir/db_id.sqlite`` both work) or from the ``db_path`` parameter.
 
 Queries run on a connection opened read-only (``mode=ro``) with an authorizer that allows
-reading and nothing else (no writes, no DDL, no ATTACH, no PRAGMA, no transactions), a time
-budget enforced by SQLite's progress handler, a cap on result rows and on string length. A
-predicted query that fails (syntax, unknown names, a refused write, too many rows) is a score
-of 0 with the reason; one that runs past the time budget is an ``error`` score unless
-``timeout_value`` is given. A gold query that fails, or a missing database, is an ``error``.
+reading and nothing else (no writes, no DDL, no ATTACH, no PRAGMA, no transactions), budgets
+enforced by SQLite's progress handler (CPU seconds of the running thread, and wall-clock
+seconds), a cap on result rows and on string length.
+
+What a trainer gets:
+
+- a response with no SQL, or a predicted query that fails (syntax, unknown names, a refused
+  write, too many rows, a string too long) or uses up its CPU budget: 0 with the reason (the
+  response's own failure; ``timeout_value`` changes the value given for the CPU budget);
+- a failure that is not the response's fault: a gold query that fails, a missing database, or
+  a predicted query stopped by the wall clock before it used its CPU budget (the machine was
+  too busy to judge it): ``error`` with the reason.
 """
 
 from __future__ import annotations
@@ -312,18 +319,21 @@ _GOLD_CACHE_SIZE = 256
 _SCHEMA_CACHE: dict[tuple[Any, ...], dict[str, list[str]]] = {}
 _gold_lock = threading.Lock()
 
-ResultKind = Literal["ok", "refused", "timeout", "error", "too_many_rows"]
+ResultKind = Literal["ok", "refused", "timeout", "cpu_limit", "error", "too_many_rows"]
 
 
 @dataclass
 class QueryResult:
     """What running one query gave: `rows` when `kind` is ``ok`` (or the first rows over the
-    cap for ``too_many_rows``), else `message` says what went wrong."""
+    cap for ``too_many_rows``), else `message` says what went wrong. ``timeout`` is the
+    wall-clock budget, ``cpu_limit`` the CPU budget; `cpu_seconds` is the CPU time the
+    running thread spent on the query."""
 
     kind: ResultKind
     rows: list[tuple[Any, ...]] = field(default_factory=list)
     message: str = ""
     seconds: float = 0.0
+    cpu_seconds: float = 0.0
 
     @property
     def ok(self) -> bool:
@@ -354,10 +364,8 @@ def _connection(path: Path) -> sqlite3.Connection:
     return conn
 
 
-def _classify(exc: sqlite3.Error, timed_out: bool, budget: float) -> tuple[ResultKind, str]:
+def _classify(exc: sqlite3.Error) -> tuple[ResultKind, str]:
     msg = str(exc)
-    if timed_out:
-        return "timeout", f"time budget of {budget:g}s exceeded"
     low = msg.lower()
     if any(k in low for k in ("not authorized", "authorization denied", "readonly")):
         return "refused", f"refused (only reading is allowed): {msg}"
@@ -365,21 +373,37 @@ def _classify(exc: sqlite3.Error, timed_out: bool, budget: float) -> tuple[Resul
 
 
 def run_query(db_path: str | Path, sql: str, *, time_budget: float = 5.0,
-              max_rows: int = 10_000) -> QueryResult:
-    """Run one statement read-only on a SQLite file, within `time_budget` seconds and keeping
-    at most `max_rows` rows. Never raises for a bad query: the result says what happened."""
+              max_rows: int = 10_000, cpu_budget: float | None = None) -> QueryResult:
+    """Run one statement read-only on a SQLite file, within `time_budget` wall-clock seconds
+    and `cpu_budget` CPU seconds of this thread (no CPU limit when None), keeping at most
+    `max_rows` rows. Never raises for a bad query: the result says what happened."""
     path = db_path if isinstance(db_path, Path) and db_path.is_absolute() else _resolved(str(db_path))
     conn = _connection(path)
     t0 = time.monotonic()
+    c0 = time.thread_time()
     deadline = t0 + time_budget
-    timed_out = False
+    cpu_deadline = c0 + cpu_budget if cpu_budget is not None else math.inf
+    stopped: ResultKind | None = None
 
     def progress() -> int:
-        nonlocal timed_out
+        nonlocal stopped
+        if time.thread_time() > cpu_deadline:
+            stopped = "cpu_limit"
+            return 1
         if time.monotonic() > deadline:
-            timed_out = True
+            stopped = "timeout"
             return 1
         return 0
+
+    def result(kind: ResultKind, rows: list[tuple[Any, ...]] | None = None,
+               message: str = "") -> QueryResult:
+        if stopped == "cpu_limit":
+            kind, rows, message = "cpu_limit", None, f"CPU budget of {cpu_budget:g}s exceeded"
+        elif stopped == "timeout":
+            kind, rows = "timeout", None
+            message = f"time budget of {time_budget:g}s exceeded"
+        return QueryResult(kind, rows or [], message, time.monotonic() - t0,
+                           time.thread_time() - c0)
 
     conn.set_progress_handler(progress, 1000)
     cur = conn.cursor()
@@ -392,20 +416,16 @@ def run_query(db_path: str | Path, sql: str, *, time_budget: float = 5.0,
                 break
             rows.extend(chunk)
             if len(rows) > max_rows:
-                return QueryResult("too_many_rows", rows[: max_rows + 1],
-                                   f"more than {max_rows} rows", time.monotonic() - t0)
-        if timed_out:  # the handler fired but SQLite finished anyway
-            return QueryResult("timeout", [], f"time budget of {time_budget:g}s exceeded",
-                               time.monotonic() - t0)
-        return QueryResult("ok", rows, "", time.monotonic() - t0)
+                return result("too_many_rows", rows[: max_rows + 1], f"more than {max_rows} rows")
+        return result("ok", rows)  # a budget that fired while SQLite finished still counts
     except (sqlite3.Error, sqlite3.Warning) as exc:
         if isinstance(exc, sqlite3.Warning):
             exc = sqlite3.ProgrammingError(str(exc))
-        kind, msg = _classify(exc, timed_out, time_budget)
-        return QueryResult(kind, [], msg, time.monotonic() - t0)
+        kind, msg = _classify(exc)
+        return result(kind, None, msg)
     except (OverflowError, ValueError, MemoryError) as exc:
         # a value Python cannot hold (e.g. text that is not UTF-8) or a result too large
-        return QueryResult("error", [], f"{type(exc).__name__}: {exc}", time.monotonic() - t0)
+        return result("error", None, f"{type(exc).__name__}: {exc}")
     finally:
         cur.close()
         conn.set_progress_handler(None, 0)
@@ -553,9 +573,20 @@ class _Exec:
     db: Path | None = None
 
 
+_GOLD_CPU_FACTOR = 10.0  # a predicted query may spend this many times the gold query's CPU
+
+
+def predicted_cpu_budget(cpu_budget: float, gold: QueryResult, time_budget: float) -> float:
+    """CPU seconds a predicted query may spend: `cpu_budget`, or ten times what the gold query
+    spent when that is more (a heavy question gets room), never more than half the wall-clock
+    `time_budget` (so the wall clock runs out first only on a machine too busy to give the
+    query half of its time: then the query is not judged, an error)."""
+    return min(time_budget / 2, max(cpu_budget, _GOLD_CPU_FACTOR * gold.cpu_seconds))
+
+
 def _execute_pair(response_text: str, reference: Any, metadata: Mapping[str, Any] | None,
                   db_path: str | None, db_dir: str | None, time_budget: float, max_rows: int,
-                  timeout_value: float | None) -> _Exec:
+                  timeout_value: float | None, cpu_budget: float) -> _Exec:
     gold_sql = _gold_sql(reference)
     if gold_sql is None:
         return _Exec(Score.abstain("no gold SQL in the reference"))
@@ -568,8 +599,13 @@ def _execute_pair(response_text: str, reference: Any, metadata: Mapping[str, Any
     sql = extract_sql(response_text)
     if sql is None:
         return _Exec(None, gold=gold, gold_sql=gold_sql, db=db)
-    pred = run_query(db, sql, time_budget=time_budget, max_rows=max_rows)
-    if pred.kind == "timeout" and timeout_value is None:
+    pred = run_query(db, sql, time_budget=time_budget, max_rows=max_rows,
+                     cpu_budget=predicted_cpu_budget(cpu_budget, gold, time_budget))
+    if pred.kind == "timeout":  # the wall clock ran out first: the machine, not the query
+        return _Exec(Score.error(
+            f"predicted query: {pred.message} after {pred.cpu_seconds:.2f}s of CPU, under its "
+            "CPU budget (the machine is too busy to judge it)"), pred, gold, sql=sql)
+    if pred.kind == "cpu_limit" and timeout_value is None:
         return _Exec(Score.error(f"predicted query: {pred.message}"), pred, gold, sql=sql)
     ordered = has_top_level_order_by(gold_sql)
     match = pred.ok and results_equal(pred.rows, gold.rows, ordered)
@@ -603,21 +639,24 @@ def _reason(ex: _Exec) -> str | None:
 @reward(range=(0, 1), kind="cpu", timeout=60.0)
 def sql_execution(response_text: str, reference: Any, metadata: dict[str, Any], *,
                   db_path: str | None = None, db_dir: str | None = None,
-                  time_budget: float = 5.0, max_rows: int = 10_000,
-                  timeout_value: float | None = None) -> Score:
+                  time_budget: float = 5.0, max_rows: int = 10_000, cpu_budget: float = 1.0,
+                  timeout_value: float | None = 0.0) -> Score:
     """1 if the predicted SQL returns the gold query's result on the database, else 0.
 
     Rows compare as multisets, as sequences when the gold query has a top-level ORDER BY.
     Both queries run read-only (writes, DDL, ATTACH and PRAGMA are refused) within
-    `time_budget` seconds each and `max_rows` rows. A failing predicted query scores 0 with
-    the reason; one past the time budget is an error unless `timeout_value` is set.
+    `time_budget` wall-clock seconds each and `max_rows` rows; the predicted query also within
+    `cpu_budget` CPU seconds (see `predicted_cpu_budget`). A failing
+    predicted query scores 0 with the reason, and so does one that uses up its CPU budget
+    (`timeout_value`; None makes that an error). A failure that is not the response's fault
+    (gold query, database, the wall clock running out before the CPU budget) is an error.
     """
     ex = _execute_pair(response_text, reference, metadata, db_path, db_dir, time_budget,
-                       max_rows, timeout_value)
+                       max_rows, timeout_value, cpu_budget)
     if ex.score is not None:
         return ex.score
     value = 1.0 if ex.match else 0.0
-    if ex.pred is not None and ex.pred.kind == "timeout":
+    if ex.pred is not None and ex.pred.kind == "cpu_limit":
         assert timeout_value is not None
         value = timeout_value
     return Score.of(value, reason=_reason(ex), details=_exec_details(ex))
@@ -689,20 +728,51 @@ def sql_ngram(response_text: str, reference: Any, *, n: int = 2) -> Score:
 _DEFAULT_WEIGHTS = {"execution": 3.0, "syntax": 1.0, "schema_linking": 1.0, "ngram": 1.0}
 
 
+def result_overlap(pred: list[tuple[Any, ...]], gold: list[tuple[Any, ...]]) -> float:
+    """How much of the gold result a predicted result holds, in [0, 1], column by column.
+
+    Each column is the multiset of its values (normalised as in `results_equal`); columns pair
+    one-to-one by an optimal assignment of their multiset Jaccard similarities, and the sum is
+    divided by the larger column count, so a missing, extra or wrong column costs and so do
+    missing or extra rows. 1 when both results are empty, 0 when only one is."""
+    if not pred or not gold:
+        return 1.0 if not pred and not gold else 0.0
+    pcols = [Counter(c) for c in zip(*_norm_rows(pred), strict=True)]
+    gcols = [Counter(c) for c in zip(*_norm_rows(gold), strict=True)]
+    sims = [[jaccard(p, g) for g in gcols] for p in pcols]
+    if len(pcols) == 1 or len(gcols) == 1:
+        best = max(max(row) for row in sims)
+    else:
+        from scipy.optimize import linear_sum_assignment
+
+        rows, cols = linear_sum_assignment(sims, maximize=True)
+        best = sum(sims[i][j] for i, j in zip(rows, cols, strict=True))
+    return best / max(len(pcols), len(gcols))
+
+
 @reward(range=(0, 1), kind="cpu", timeout=60.0)
 def sql_partial(response_text: str, reference: Any, metadata: dict[str, Any], *,
                 db_path: str | None = None, db_dir: str | None = None,
-                time_budget: float = 5.0, max_rows: int = 10_000, n: int = 2,
-                weights: dict[str, float] | None = None, full_credit_on_match: bool = True,
-                timeout_value: float | None = None) -> Score:
-    """Weighted mean in [0, 1] of execution match, syntax, schema linking and n-gram parts.
+                time_budget: float = 5.0, max_rows: int = 10_000, cpu_budget: float = 1.0,
+                n: int = 2, weights: dict[str, float] | None = None,
+                full_credit_on_match: bool = True, timeout_value: float | None = 0.0) -> Score:
+    """Execution match with partial credit in [0, 1] that a question-blind query cannot earn.
 
-    These are the partial rewards of Reasoning-SQL: syntax is 1 when the query runs, schema
-    linking and n-gram similarity are Jaccard similarities with the gold query. Higher is better.
+    Higher is better. The parts are those of Reasoning-SQL: execution match; syntax (1 when the
+    query runs); schema linking and n-gram similarity (Jaccard similarities with the gold
+    query). The last three do not depend on the answer being right (``SELECT 1`` runs; one
+    query naming the busiest tables earns linking and n-gram credit on every question), so here
+    they count only in proportion to ``result_overlap``, how much of the gold query's result
+    the predicted query returned (`result_overlap`; 0 for a query that fails or returns
+    unrelated values):
+
+        value = (w_exec * execution + overlap * (w_syntax * syntax + w_link * schema_linking
+                 + w_ngram * ngram)) / sum(w)
 
     `weights` (keys execution, syntax, schema_linking, ngram; default 3/1/1/1) set the mix;
-    with `full_credit_on_match` a query whose result matches scores 1. Each part is reported
-    in `components`. Execution follows `sql_execution` (read-only, time budget, row cap).
+    with `full_credit_on_match` a query whose result matches scores 1. Each part, and
+    ``result_overlap``, is reported in `components`. Execution, budgets and failures follow
+    `sql_execution`.
     """
     w = dict(_DEFAULT_WEIGHTS if weights is None else weights)
     unknown = set(w) - set(_DEFAULT_WEIGHTS)
@@ -712,19 +782,19 @@ def sql_partial(response_text: str, reference: Any, metadata: dict[str, Any], *,
     if total <= 0 or any(v < 0 for v in w.values()):
         return Score.error("weights must be non-negative with a positive sum")
     ex = _execute_pair(response_text, reference, metadata, db_path, db_dir, time_budget,
-                       max_rows, timeout_value)
+                       max_rows, timeout_value, cpu_budget)
     if ex.score is not None:
         return ex.score
-    assert ex.gold_sql is not None and ex.db is not None
+    assert ex.gold_sql is not None and ex.db is not None and ex.gold is not None
     details = _exec_details(ex)
     if ex.sql is None:
-        comps = {k: 0.0 for k in _DEFAULT_WEIGHTS}
+        comps = {k: 0.0 for k in (*_DEFAULT_WEIGHTS, "result_overlap")}
         return Score.of(0.0, reason=_reason(ex), components=comps, details=details)
     assert ex.pred is not None
     schema = _schema_for(metadata, db_path, db_dir)
     if isinstance(schema, str):
         return Score.error(schema)
-    if ex.pred.kind == "timeout":
+    if ex.pred.kind == "cpu_limit":
         assert timeout_value is not None
         execution = timeout_value
     else:
@@ -735,8 +805,11 @@ def sql_partial(response_text: str, reference: Any, metadata: dict[str, Any], *,
         "schema_linking": jaccard(schema_items(ex.sql, schema), schema_items(ex.gold_sql, schema)),
         "ngram": ngram_similarity(ex.sql, ex.gold_sql, n),
     }
+    overlap = result_overlap(ex.pred.rows, ex.gold.rows) if ex.pred.ok else 0.0
     if full_credit_on_match and ex.match:
         value = 1.0
     else:
-        value = sum(w.get(k, 0.0) * v for k, v in comps.items()) / total
+        value = (w.get("execution", 0.0) * execution + overlap * sum(
+            w.get(k, 0.0) * v for k, v in comps.items() if k != "execution")) / total
+    comps["result_overlap"] = overlap
     return Score.of(value, reason=_reason(ex), components=comps, details=details)
