@@ -2,7 +2,8 @@
 
 Calls are read from OpenAI-style ``tool_calls`` on assistant messages (``arguments`` as a JSON
 string or an object), from Hermes-style ``<tool_call>{...}</tool_call>`` blocks in text, or
-from bare JSON (one call object or a list of them, optionally in a fenced block). A call
+from bare JSON (one call object or a list of them, optionally in a fenced block), or from
+call objects written inside prose (one that does not parse is a format error). A call
 object is ``{"name": ..., "arguments": {...}}`` (``parameters`` is accepted for
 ``arguments``; an OpenAI ``{"type": "function", "function": {...}}`` wrapper is unwrapped) or
 ``{"name": {...arguments}}``.
@@ -52,11 +53,15 @@ class Parsed:
     calls: list[ToolCall] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     turns: int = 0
+    content: bool = False  # whether any assistant turn said anything (text or calls)
 
 
 _THINK = re.compile(r"<think>.*?</think>", re.S | re.I)
 _TAG = re.compile(r"<tool_call>(.*?)</tool_call>", re.S)
 _FENCED = re.compile(r"^```[ \t]*(?:json|tool_call|tool_calls)?[ \t]*\n(.*?)\n?```$", re.S | re.I)
+# Where a call object (or a list of them) starts inside prose.
+_CALL_START = re.compile(r"(?:\[\s*)?\{\s*\"(?:name|function)\"\s*:")
+_DECODER = json.JSONDecoder()
 
 
 def _call_from_obj(obj: Any, turn: int) -> ToolCall | str:
@@ -104,12 +109,34 @@ def _load_json(text: str) -> tuple[Any, str | None]:
         return None, f"invalid JSON ({exc.msg} at char {exc.pos}): {text[:80]!r}"
 
 
+def _calls_in_prose(text: str, turn: int, out: Parsed) -> None:
+    """Calls written inside prose: each JSON object starting ``{"name":`` or
+    ``{"function":`` (or a list of them); one that is not valid JSON is a format error."""
+    pos = 0
+    while (m := _CALL_START.search(text, pos)) is not None:
+        try:
+            payload, end = _DECODER.raw_decode(text, m.start())
+        except json.JSONDecodeError as exc:
+            out.errors.append(f"a tool call in the text is not valid JSON ({exc.msg} at char "
+                              f"{exc.pos}): {text[m.start():m.start() + 80]!r}")
+            return
+        _calls_from_json(payload, turn, out)
+        pos = end
+
+
 def parse_text(text: str, turn: int = 0, out: Parsed | None = None) -> Parsed:
     """Calls in one assistant text: ``<tool_call>`` blocks, else a bare (or fenced) JSON call
-    or list of calls making up the whole text; plain prose holds no call."""
+    or list of calls making up the whole text, else call objects (``{"name": ...}``) written
+    inside prose. Prose without one holds no call; a call that does not parse, or a stray
+    ``</tool_call>``, is a format error."""
     out = out if out is not None else Parsed()
+    if text.strip():
+        out.content = True
     if "</think>" in text:
         text = _THINK.sub("", text).rsplit("</think>", 1)[-1]
+    if "</tool_call>" in text and "<tool_call>" not in text:
+        out.errors.append("a </tool_call> without its <tool_call>")
+        return out
     if "<tool_call>" in text:
         bodies = _TAG.findall(text)
         if text.count("<tool_call>") != len(bodies):
@@ -133,6 +160,8 @@ def parse_text(text: str, turn: int = 0, out: Parsed | None = None) -> Parsed:
             out.errors.append(err)
         else:
             _calls_from_json(payload, turn, out)
+        return out
+    _calls_in_prose(text, turn, out)
     return out
 
 
@@ -169,6 +198,7 @@ def parse_tool_calls(response: Any, trajectory: Sequence[Any] | None = None) -> 
         turn = out.turns
         out.turns += 1
         if t.get("tool_calls"):
+            out.content = True
             parse_openai(t["tool_calls"], turn, out)
         else:
             content = t.get("content")
@@ -296,12 +326,23 @@ def calls_from_bfcl(ground_truth: Sequence[Mapping[str, Any]]) -> list[dict[str,
 
 # -- comparison ----------------------------------------------------------------------------------
 
-_STRIP_CHARS = re.compile(r"[\s,./\-_*^'\"]+")
+_DASHES = str.maketrans({"\u2212": "-", "\u2010": "-", "\u2011": "-", "\u2012": "-",
+                         "\u2013": "-", "\u2014": "-", "\uff0d": "-"})
+_QUOTE_CHARS = re.compile(r"['\"\u2018\u2019\u201c\u201d`]")
+_WORD_HYPHEN = re.compile(r"(?<=[^\W\d_])-(?=[^\W\d_])")
+_SEPARATORS = re.compile(r"[\s,_;]+")
+_FINAL_STOP = re.compile(r"(?<=[^\W\d_])\.$")
 
 
 def normalize_string(s: str) -> str:
-    """NFKC, case-folded, without whitespace and the separators , . / - _ * ^ and quotes."""
-    return _STRIP_CHARS.sub("", unicodedata.normalize("NFKC", s).casefold())
+    """NFKC, case-folded; quotes dropped; whitespace, commas, semicolons, underscores and a
+    hyphen between two letters read as one space; a full stop after a final word dropped.
+    Signs, decimal points and operators stay: ``-122.4`` is not ``122.4``, ``1/2`` not ``12``."""
+    s = unicodedata.normalize("NFKC", s).translate(_DASHES).casefold()
+    s = _QUOTE_CHARS.sub("", s)
+    s = _WORD_HYPHEN.sub(" ", s)
+    s = _SEPARATORS.sub(" ", s).strip()
+    return _FINAL_STOP.sub("", s)
 
 
 @dataclass(frozen=True)
@@ -371,21 +412,29 @@ def _same_name(a: str, b: str, strict: bool) -> bool:
 
 def call_similarity(call: ToolCall, exp: Expected, opt: MatchOptions,
                     strict_names: bool = False) -> float:
-    """How well one call fits one expected call, in [0, 1]: 0 for another function, else the
-    mean of name (1), argument-key Jaccard and the share of argument values that match, where
-    an optional argument counts only when given. 1 exactly when the call is fully correct."""
+    """How well one call fits one expected call, in [0, 1]; 1 exactly when it is fully correct.
+
+    0 for another function. Otherwise the number of required arguments given with an accepted
+    value, over the arguments that count: the required ones, unknown ones given, and optional
+    ones given with a value that is not accepted (an optional argument given right is neutral).
+    So a missing, extra or wrong argument each costs, and a call with no arguments fits a
+    function that requires none.
+
+    The function name, the argument keys and the schema's defaults earn nothing by themselves:
+    all can be read off the tool schema without reading the question (the right name with
+    every key and garbage values used to score 2/3).
+    """
     if not _same_name(call.name, exp.name, strict_names):
         return 0.0
     given = set(call.arguments)
     required = {k for k, a in exp.args.items() if not a.optional}
-    relevant = required | (given & set(exp.args))
-    union = given | relevant
-    if not union:
+    optional_given = (given & set(exp.args)) - required
+    wrong_optional = {k for k in optional_given if not matches(exp.args[k], call.arguments[k], opt)}
+    counted = required | (given - set(exp.args)) | wrong_optional
+    if not counted:
         return 1.0
-    both = given & relevant
-    key_score = len(both) / len(union)
-    value_score = sum(matches(exp.args[k], call.arguments[k], opt) for k in both) / len(union)
-    return (1.0 + key_score + value_score) / 3.0
+    right = sum(matches(exp.args[k], call.arguments[k], opt) for k in required & given)
+    return right / len(counted)
 
 
 @dataclass
@@ -423,6 +472,10 @@ def assign(calls: Sequence[ToolCall], expected: Sequence[Expected], opt: MatchOp
 
 
 def _format_failure(parsed: Parsed) -> Score:
+    if not parsed.content:
+        return Score.of(0.0, reason="format failure: the response is empty",
+                        components={"format": 0.0}, details={"format_errors": ["empty response"],
+                                                             "calls_parsed": 0})
     return Score.of(0.0, reason="format failure: " + "; ".join(parsed.errors[:3]),
                     components={"format": 0.0},
                     details={"format_errors": parsed.errors, "calls_parsed": len(parsed.calls)})
@@ -434,11 +487,12 @@ def tool_call_match(response: Any, reference: Any, trajectory: list[Turn] | None
                     normalize_strings: bool = True, strict_names: bool = False) -> Score:
     """Agreement in [0, 1] of the model's tool calls with the expected calls; higher is better.
 
-    Each call scores the mean of name match, argument-key Jaccard and the share of argument
-    values that match (1 only when fully correct); calls pair with expected calls by optimal
+    Each call scores the share of its argument values that match (see `call_similarity`; 0
+    for another function, 1 only when fully correct); calls pair with expected calls by optimal
     assignment and the value is the sum of the paired scores over max(#made, #expected), so
-    missing and extra calls cost. No call expected and none made scores 1. Malformed calls
-    score 0 (a format failure, with the reason). With `exact`, the value is 1 only when every
+    missing and extra calls cost. No call expected and none made scores 1. Malformed calls,
+    a call inside prose that does not parse, and an empty response score 0 (a format failure,
+    with the reason). With `exact`, the value is 1 only when every
     call is fully correct and none is missing or extra. `turns` holds, per assistant turn, the
     mean score of the calls made in it (0 for a turn without calls); components hold the
     precision, recall and F1 of fully correct calls.
@@ -450,7 +504,7 @@ def tool_call_match(response: Any, reference: Any, trajectory: list[Turn] | None
     except (ValueError, KeyError) as exc:
         return Score.error(f"bad reference: {exc}")
     parsed = parse_tool_calls(response, trajectory)
-    if parsed.errors:
+    if parsed.errors or not parsed.content:
         return _format_failure(parsed)
     opt = MatchOptions(rel_tol, abs_tol, normalize_strings)
     calls = parsed.calls
@@ -500,9 +554,10 @@ def tool_call_match(response: Any, reference: Any, trajectory: list[Turn] | None
 def tool_call_format(response: Any, trajectory: list[Turn] | None) -> Score:
     """1 if every tool call in the response (or trajectory) parses, else 0 with the reason.
 
-    A call parses when it has a name and a JSON object of arguments; a response with no call
-    also scores 1."""
+    A call parses when it has a name and a JSON object of arguments, wherever it is written
+    (``<tool_call>`` blocks, the whole text, or inside prose: see `parse_text`). A response
+    that says something and makes no call scores 1; an empty response scores 0."""
     parsed = parse_tool_calls(response, trajectory)
-    if parsed.errors:
+    if parsed.errors or not parsed.content:
         return _format_failure(parsed)
     return Score.of(1.0, details={"calls_parsed": len(parsed.calls)})
