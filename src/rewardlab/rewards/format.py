@@ -193,17 +193,21 @@ def _embedded_span(text: str) -> str | None:
     return text[start : end + 1] if end > start else None
 
 
-def extract_json(text: str, extract: Literal["auto", "fence", "raw"] = "auto") -> ParsedJSON:
+Extract = Literal["auto", "fence", "raw", "embedded"]
+
+
+def extract_json(text: str, extract: Extract = "auto") -> ParsedJSON:
     """Find and parse the JSON document in `text`.
 
     ``fence``: the last fenced block tagged ``json`` (else the last untagged fenced block).
-    ``raw``: the whole text, trimmed. ``auto``: a fenced block when there is one; otherwise the
-    whole text; otherwise the span from the first ``{`` or ``[`` to the last matching closer.
-    NaN and Infinity are rejected (they are not JSON).
+    ``raw``: the whole text, trimmed. ``auto``: a fenced block when there is one, otherwise the
+    whole text. ``embedded``: as ``auto``, then the span from the first ``{`` or ``[`` to the
+    last matching closer inside prose (opt-in: any prose with a constant ``{}`` appended would
+    otherwise hold a document). NaN and Infinity are rejected (they are not JSON).
     """
-    if extract not in ("auto", "fence", "raw"):
-        raise ValueError(f"extract must be auto, fence or raw, not {extract!r}")
-    if extract in ("auto", "fence"):
+    if extract not in ("auto", "fence", "raw", "embedded"):
+        raise ValueError(f"extract must be auto, fence, raw or embedded, not {extract!r}")
+    if extract in ("auto", "fence", "embedded"):
         blocks = [(m.group(1).lower(), m.group(2)) for m in _FENCE.finditer(text)]
         chosen = [b for lang, b in blocks if lang == "json"]
         chosen = chosen or [b for lang, b in blocks if not lang]
@@ -213,7 +217,7 @@ def extract_json(text: str, extract: Literal["auto", "fence", "raw"] = "auto") -
         if extract == "fence":
             return ParsedJSON(False, problem="no ```json fenced block")
     ok, value, problem = _loads(text.strip())
-    if ok or extract == "raw":
+    if ok or extract != "embedded":
         return ParsedJSON(ok, value, "raw", problem)
     span = _embedded_span(text)
     if span is not None:
@@ -236,19 +240,28 @@ def _find_json(response_text: str, strip_think: bool, extract: str) -> ParsedJSO
     return parsed
 
 
-@reward(range=(0, 1))
-def json_valid(response_text: str, *, extract: Literal["auto", "fence", "raw"] = "auto",
-               strip_think: bool = True) -> Score:
-    """1 if the response holds a valid JSON document, else 0 (higher is better).
+def _trivial(value: Any) -> bool:
+    """A document any response could append without doing the task: a scalar, ``{}``, ``[]``."""
+    return not isinstance(value, dict | list) or len(value) == 0
 
-    Where the document is looked for is `extract` (see `extract_json`: a ```json fence, the
-    raw text, or the span of the first brace). `strip_think` looks after the last
-    ``</think>`` first (a whole response that is one JSON document still counts).
-    ``details["source"]`` says where the document was found.
+
+@reward(range=(0, 1))
+def json_valid(response_text: str, *, extract: Extract = "auto", strip_think: bool = True,
+               allow_trivial: bool = False) -> Score:
+    """1 if the response is (or fences) a valid JSON document, else 0 (higher is better).
+
+    Where the document is looked for is `extract` (see `extract_json`: by default a ```json
+    fence or the whole text; ``embedded`` also accepts a document inside prose).
+    `strip_think` looks after the last ``</think>`` first (a whole response that is one JSON
+    document still counts). A scalar or an empty ``{}`` / ``[]`` scores 0 unless
+    `allow_trivial`. ``details["source"]`` says where the document was found.
     """
     parsed = _find_json(response_text, strip_think, extract)
     if not parsed.ok:
         return Score.of(0.0, details={"problem": parsed.problem})
+    if not allow_trivial and _trivial(parsed.value):
+        return Score.of(0.0, details={"problem": "a trivial JSON document (a scalar or an empty "
+                                                 "object or array)", "source": parsed.source})
     return Score.of(1.0, details={"source": parsed.source})
 
 
@@ -276,13 +289,38 @@ def _schema_text(schema: Any, what: str) -> str:
     return json.dumps(schema, sort_keys=True)
 
 
+# Root errors that concern which keys exist, not any present property's value.
+_KEY_VALIDATORS = frozenset({"required", "additionalProperties", "dependentRequired",
+                             "dependencies", "minProperties", "maxProperties", "propertyNames",
+                             "unevaluatedProperties", "type"})
+
+
+def _blamed_properties(errors: Any) -> set[Any] | None:
+    """The top-level properties the validation errors point into, or None when an error at the
+    root points into none of them (then no property can be credited)."""
+    blamed: set[Any] = set()
+    for e in errors:
+        if e.absolute_path:
+            blamed.add(e.absolute_path[0])
+        elif e.validator in _KEY_VALIDATORS:
+            continue
+        elif e.context:
+            inner = _blamed_properties(e.context)
+            if inner is None or not inner:
+                return None
+            blamed |= inner
+        else:
+            return None
+    return blamed
+
+
 def _pointer(path: Any) -> str:
     return "/" + "/".join(str(p).replace("~", "~0").replace("/", "~1") for p in path)
 
 
 @reward(range=(0, 1), kind="cpu", timeout=10.0)
 def json_schema(response_text: str, reference: Any, *, schema: Any = None,
-                partial: bool = False, extract: Literal["auto", "fence", "raw"] = "auto",
+                partial: bool = False, extract: Extract = "auto",
                 strip_think: bool = True, check_formats: bool = False,
                 max_errors: int = 20) -> Score:
     """1 if the response's JSON conforms to the schema, else 0 or partial credit (higher is better).
@@ -293,8 +331,11 @@ def json_schema(response_text: str, reference: Any, *, schema: Any = None,
     ``message``, ``validator``). `partial`: with n top-level ``required`` properties, the score
     is (k + v) / (n + 1), where k counts the required properties present with a value that
     raises no error, and v is 1 when the whole document is valid; so only a valid document
-    scores 1. `check_formats` also checks ``format`` keywords. Runs in the process pool because
-    schema ``pattern`` keywords can backtrack catastrophically.
+    scores 1. An error raised at the root by a combinator (``anyOf``, ``oneOf``, ``allOf``,
+    ``not``, ``if``) counts against each property its sub-errors point into, and against every
+    property when it points into none (e.g. a document valid under two ``oneOf`` branches).
+    `check_formats` also checks ``format`` keywords. Runs in the process pool because schema
+    ``pattern`` keywords can backtrack catastrophically.
     """
     if schema is not None:
         schema_json = _schema_text(schema, "the schema parameter")
@@ -319,9 +360,10 @@ def json_schema(response_text: str, reference: Any, *, schema: Any = None,
     schema_obj = json.loads(schema_json)
     required = schema_obj.get("required", []) if isinstance(schema_obj, dict) else []
     required = [r for r in required if isinstance(r, str)]
-    bad = {e.absolute_path[0] for e in errors if e.absolute_path}
+    blamed = _blamed_properties(errors)
     good = [r for r in required
-            if isinstance(instance, dict) and r in instance and r not in bad]
+            if isinstance(instance, dict) and r in instance and blamed is not None
+            and r not in blamed]
     value = (len(good) + float(valid)) / (len(required) + 1)
     details["required_ok"] = good
     details["required_total"] = len(required)
