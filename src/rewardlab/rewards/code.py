@@ -227,21 +227,24 @@ def _parse_reference(reference: Any, metadata: dict[str, Any] | None) -> CodeSui
                               "or inputs and outputs)")
     entry = ref.get("entry_point") or metadata.get("entry_point")
     setup = str(ref.get("setup", ref.get("test_setup_code", "")) or "")
-    tests: list[str] = []
-    candidate = None
-    if isinstance(raw, str):
-        extra_setup, tests, candidate = split_tests(raw, entry)
-        setup = "\n".join(p for p in (setup, extra_setup) if p.strip())
-    else:
-        for item in raw:
-            part_setup, part_tests, part_candidate = split_tests(str(item), entry)
-            if part_setup.strip():
-                setup = "\n".join(p for p in (setup, part_setup) if p.strip())
-            tests.extend(part_tests)
-            candidate = candidate or part_candidate
-    expose = set()
+    expose: set[str] = set()
     for sol in solutions:
         expose |= _defined_names(sol)
+    names = tuple(sorted(expose))
+    tests: list[str] = []
+    candidate = None
+    sources = [raw] if isinstance(raw, str) else [str(item) for item in raw]
+    for item in sources:
+        part_setup, part_tests, part_candidate = split_tests(item, entry, names)
+        if part_setup.strip():
+            setup = "\n".join(p for p in (setup, part_setup) if p.strip())
+        tests.extend(part_tests)
+        candidate = candidate or part_candidate
+    if not tests:
+        raise ReferenceFormatError(_no_tests_reason(sources, entry))
+    helpers = prompt_helpers(prefix, entry, [setup, *tests])
+    if helpers:
+        setup = helpers + "\n" + setup
     n = len(tests)
     return CodeSuite(
         mode="assert", tests=tuple(tests), setup=setup, entry_point=entry, candidate=candidate,
@@ -251,6 +254,69 @@ def _parse_reference(reference: Any, metadata: dict[str, Any] | None) -> CodeSui
         solutions=tuple(solutions), runtime=runtime,
         labels=tuple(test_label(t) for t in tests),
     )
+
+
+def _no_tests_reason(sources: list[str], entry: str | None) -> str:
+    defines_check = any("check" in _defined_names(s) for s in sources)
+    if defines_check and not entry:
+        return ("the tests define check(candidate) but the reference names no entry_point to "
+                "pass to it: they would run no assertion")
+    return ("the tests run no assertion that checks the program (module-level asserts, "
+            "pytest-style test functions without arguments and unittest.TestCase methods run; "
+            "trivially true asserts do not count)")
+
+
+def _loaded_names(code: str) -> set[str]:
+    try:
+        tree = quiet_parse(code)
+    except SyntaxError:
+        return set()
+    return {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+
+
+def prompt_helpers(prefix: str, entry_point: str | None, test_code: Sequence[str]) -> str:
+    """The prompt's own definitions that the tests use (HumanEval's ``encode_cyclic``,
+    ``encode_shift``, ``poly``), with what they use of the prompt and its imports, as source to
+    run in the tests' namespace before the tests: a response that redefines them changes its
+    own copies, never what the tests compute. Empty when the tests use none (or the prompt does
+    not parse)."""
+    if not prefix.strip():
+        return ""
+    tree = None
+    for text in (prefix, prefix.rstrip() + "\n    pass\n"):
+        try:
+            tree = quiet_parse(text)
+            break
+        except SyntaxError:
+            continue
+    if tree is None:
+        return ""
+    defs: dict[str, ast.stmt] = {}
+    for stmt in tree.body:
+        if isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            defs[stmt.name] = stmt
+        elif isinstance(stmt, ast.Assign | ast.AnnAssign):
+            targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
+            for t in targets:
+                if isinstance(t, ast.Name):
+                    defs[t.id] = stmt
+    defs.pop(entry_point or "", None)
+    used = set().union(*(_loaded_names(code) for code in test_code))
+    todo = [name for name in used if name in defs]
+    needed: set[str] = set()
+    while todo:
+        name = todo.pop()
+        if name in needed:
+            continue
+        needed.add(name)
+        inner = {n.id for n in ast.walk(defs[name]) if isinstance(n, ast.Name)}
+        todo.extend(inner & defs.keys() - needed)
+    if not needed:
+        return ""
+    chosen = {id(defs[name]) for name in needed}
+    keep = [s for s in tree.body
+            if id(s) in chosen or isinstance(s, ast.Import | ast.ImportFrom)]
+    return "\n".join(ast.unparse(s) for s in keep) + "\n"
 
 
 # -- programs from responses -------------------------------------------------------------------
@@ -298,6 +364,8 @@ class Evaluation:
     reason: str
     stderr: str
     skipped: int = 0
+    load_seconds: float = 0.0
+    no_assertion: list[bool] = field(default_factory=list)
 
     @property
     def all_passed(self) -> bool:
@@ -305,7 +373,9 @@ class Evaluation:
 
     @property
     def runtime(self) -> float:
-        return sum(self.seconds)
+        """Seconds of the program's own work: loading its module (top-level code included)
+        and running the tests."""
+        return self.load_seconds + sum(self.seconds)
 
 
 def _normalize_lines(text: str, compare: Compare) -> list[str]:
@@ -371,8 +441,11 @@ class RunOptions:
     float_tol: float | None
     stop_on_fail: bool
 
-    def limits(self) -> Limits:
-        return Limits(timeout=self.timeout, memory_mb=self.memory_mb)
+    def limits(self, steps: int = 1) -> Limits:
+        """The limits of one run of `steps` timed steps; its whole budget is capped at
+        `MAX_RUN_SECONDS` (a program that uses it up fails its remaining tests)."""
+        total = min(self.timeout * max(1, steps), max(self.timeout, MAX_RUN_SECONDS))
+        return Limits(timeout=self.timeout, memory_mb=self.memory_mb, total_timeout=total)
 
 
 async def evaluate(program: str, suite: CodeSuite, options: RunOptions) -> Evaluation:
@@ -384,7 +457,7 @@ async def evaluate(program: str, suite: CodeSuite, options: RunOptions) -> Evalu
         job = AssertJob(program=program, tests=suite.tests, setup=suite.setup,
                         entry_point=suite.entry_point, candidate=suite.candidate,
                         expose=suite.expose, strict=options.strict,
-                        stop_after_fail=options.stop_on_fail, limits=options.limits())
+                        stop_after_fail=options.stop_on_fail, limits=options.limits(n + 1))
         result = await sandbox.arun(job)
         if result.status == "setup_error":
             raise SandboxError(result.reason)
@@ -394,7 +467,8 @@ async def evaluate(program: str, suite: CodeSuite, options: RunOptions) -> Evalu
             passed=[v.passed for v in verdicts], seconds=[v.seconds for v in verdicts],
             messages=[v.message for v in verdicts], status=result.status,
             reason=result.reason, stderr=result.stderr.decode("utf-8", "replace")[:1000],
-            skipped=skipped,
+            skipped=skipped, load_seconds=float((result.load or {}).get("seconds") or 0.0),
+            no_assertion=[v.no_assertion for v in verdicts],
         )
     limits = options.limits()
     tasks = [asyncio.ensure_future(sandbox.arun(StdioJob(program, stdin, limits)))
@@ -517,9 +591,37 @@ async def _prepare_and_run(response_text: str, reference: Any, metadata: dict[st
         return suite, None
     program = build_program(code, suite, prepend)
     try:
-        return suite, await evaluate(program, suite, options)
+        ev = await evaluate(program, suite, options)
+        problem = await _settle_no_assertion(suite, ev, options)
     except SandboxError as exc:
         return Score.error(f"sandbox: {exc}")
+    return problem if problem is not None else (suite, ev)
+
+
+async def _settle_no_assertion(suite: CodeSuite, ev: Evaluation, options: RunOptions
+                               ) -> Score | None:
+    """Tests the program got through without running an assertion are never passes. Whose
+    fault it is: the tests' (a reference error) when the reference solutions also run no
+    assertion there; otherwise the program's (the test fails). Without reference solutions it
+    is the program's: every test holds an assertion that can run (`split_tests`), so one that
+    did not run was skipped by what the program returned."""
+    idx = [i for i, flag in enumerate(ev.no_assertion) if flag]
+    if not idx:
+        return None
+    if suite.solutions:
+        refs = await _MEMO.get(("reference", *_memo_key(suite, options)), suite.solutions,
+                               suite, options)
+        for i in idx:
+            if all(r.no_assertion[i] for r in refs if len(r.no_assertion) > i):
+                return Score.error(
+                    f"reference error: test {i} ({suite.labels[i]}) runs no assertion, with the "
+                    "response nor with the reference solution(s)")
+        why = "the test ran no assertion with this program (it does with the reference solution)"
+    else:
+        why = "the test ran no assertion with this program"
+    for i in idx:
+        ev.messages[i] = why
+    return None
 
 
 def _no_program(suite: CodeSuite) -> Score:
@@ -537,7 +639,11 @@ def _options(timeout: float, memory_mb: int, strict: bool, compare: Compare,
                       bool(stop_on_fail))
 
 
-_IO = {"kind": "io", "timeout": 900.0, "max_concurrency": 64, "retries": 0}
+# The engine's timeout is a backstop only: the sandbox enforces every limit of a run, and a
+# sample's wait in the sandbox's queue (behind other samples' programs) is not its program's time,
+# so it must not turn a slow batch into errors.
+_IO = {"kind": "io", "timeout": 86400.0, "max_concurrency": 64, "retries": 0}
+MAX_RUN_SECONDS = 300.0
 
 
 # -- the rewards -------------------------------------------------------------------------------
@@ -640,8 +746,8 @@ async def code_pass_weighted(response_text: str, reference: Any, metadata: dict[
     ref_passes: list[list[bool]] | None = None
     if suite.weights is None and suite.pass_rates is None and suite.solutions:
         try:
-            evs = await _MEMO.get(("weights", *_memo_key(suite, options)), suite.solutions,
-                                  suite, options)
+            evs = await _MEMO.get(("reference", *_memo_key(suite, options)),
+                                  suite.solutions, suite, options)
         except SandboxError as exc:
             return Score.error(f"sandbox: {exc}")
         ref_passes = [e.passed for e in evs]
@@ -697,8 +803,8 @@ async def code_efficiency(response_text: str, reference: Any, metadata: dict[str
         t_ref, source = max(min_seconds, suite.runtime), "given runtime"
     elif suite.solutions:
         try:
-            evs = await _MEMO.get(("runtime", *_memo_key(suite, options)), suite.solutions,
-                                  suite, options)
+            evs = await _MEMO.get(("reference", *_memo_key(suite, options)),
+                                  suite.solutions, suite, options)
         except SandboxError as exc:
             return Score.error(f"sandbox: {exc}")
         times = [e.runtime for e in evs if e.all_passed]

@@ -93,7 +93,9 @@ class AssertJob:
     limits: Limits = field(default_factory=Limits)
 
     def to_wire(self) -> dict[str, Any]:
-        compiled = _compiled_tests(self.setup, tuple(self.tests), self.strict)
+        same = ((self.entry_point, self.candidate),) if self.entry_point and self.candidate else ()
+        names = tuple(sorted({*self.expose, *([self.entry_point] if self.entry_point else [])}))
+        compiled = _compiled_tests(self.setup, tuple(self.tests), self.strict, same, names)
         return {
             "mode": "assert",
             "program": self.program,
@@ -109,8 +111,9 @@ class AssertJob:
 
 
 @functools.lru_cache(maxsize=4096)
-def _compiled_tests(setup: str, tests: tuple[str, ...], strict: bool) -> dict[str, Any]:
-    return compile_tests(setup, tests, strict)
+def _compiled_tests(setup: str, tests: tuple[str, ...], strict: bool,
+                    same: tuple[tuple[str, str], ...], names: tuple[str, ...]) -> dict[str, Any]:
+    return compile_tests(setup, tests, strict, same, names)
 
 
 @dataclass(frozen=True)
@@ -137,11 +140,13 @@ Job = AssertJob | StdioJob
 
 @dataclass(frozen=True)
 class TestOutcome:
-    """The verdict of one assert test: `passed`, the seconds it took, and why it failed."""
+    """The verdict of one assert test: `passed`, the seconds it took, and why it failed.
+    `no_assertion`: the test ended normally without running an assertion (not a pass)."""
 
     passed: bool
     seconds: float
     message: str
+    no_assertion: bool = False
 
 
 @dataclass(frozen=True)
@@ -179,7 +184,8 @@ class RunResult:
             wall=float(data.get("wall") or 0.0),
             cpu=float(data.get("cpu") or 0.0),
             load=data.get("load"),
-            tests=tuple(TestOutcome(bool(t["passed"]), float(t["seconds"]), t["message"])
+            tests=tuple(TestOutcome(bool(t["passed"]), float(t["seconds"]), t["message"],
+                                    bool(t.get("no_assertion")))
                         for t in data.get("tests") or ()),
             completed=bool(data.get("completed")),
         )

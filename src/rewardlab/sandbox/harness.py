@@ -47,6 +47,8 @@ from __future__ import annotations
 import _thread
 import ast
 import builtins
+import collections
+import copy
 import fcntl
 import marshal
 import operator
@@ -70,6 +72,10 @@ EXIT_SETUP = 111
 
 VAL = "__rl_val__"
 CMP = "__rl_cmp__"
+RAN = "__rl_ran__"  # counts an assert statement that passed
+COUNTED = "__rl_counted__"  # counts an assertion call (``self.assertEqual``...) that returned
+CASE = "__rl_case__"  # runs one unittest.TestCase method
+_BUILTINS = frozenset(dir(builtins))
 
 _OP_CODES: dict[type[ast.cmpop], int] = {
     ast.Eq: 0, ast.NotEq: 1, ast.Lt: 2, ast.LtE: 3, ast.Gt: 4, ast.GtE: 5,
@@ -78,7 +84,9 @@ _OP_CODES: dict[type[ast.cmpop], int] = {
 
 SAFE_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8",
             "PYTHONIOENCODING": "utf-8", "USER": "sandbox", "LOGNAME": "sandbox",
-            "HOME": ".", "TMPDIR": "."}
+            "HOME": ".", "TMPDIR": ".",
+            # one program per core: numerical libraries must not start a thread per core
+            "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
 # -- splitting test code into tests (used by the caller, before anything runs) ---------------
@@ -97,8 +105,67 @@ def _segment(source: str, node: ast.stmt) -> str:
     return textwrap.dedent(text)
 
 
-def _has_assert(node: ast.AST) -> bool:
-    return any(isinstance(n, ast.Assert) for n in ast.walk(node))
+def _assertion_call(node: ast.Call) -> bool:
+    """A call that is an assertion: ``self.assertEqual(...)``, ``numpy.testing.assert_allclose``,
+    ``pytest.raises(...)``..."""
+    func = node.func
+    name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+    return name.startswith("assert") or name in ("raises", "fail")
+
+
+def _canonical(node: ast.AST, same: dict[str, str]) -> str:
+    """`node`'s dump with the names in `same` renamed (two names for one function)."""
+    if same:
+        node = _Rename(same).visit(copy.deepcopy(node))
+    return ast.dump(node)
+
+
+class _Rename(ast.NodeTransformer):
+    def __init__(self, same: dict[str, str]) -> None:
+        self.same = same
+
+    def visit_Name(self, node: ast.Name) -> ast.AST:
+        return ast.Name(self.same.get(node.id, node.id), node.ctx)
+
+
+_REFLEXIVE = (ast.Eq, ast.Is, ast.LtE, ast.GtE)
+
+
+def trivial_assertion(test: ast.expr, same: dict[str, str] | None = None,
+                      program_names: frozenset[str] = frozenset()) -> bool:
+    """Whether an assert's condition holds whatever the program does: it names nothing but
+    builtins (``assert True``, ``assert len([1]) == 1``; a falsy literal such as ``assert False``
+    is a real check: reaching it fails), or it compares an expression with itself
+    (``assert f(x) == f(x)``; `same` maps other names of the function under test, such as
+    HumanEval's entry point, to the candidate's name). `program_names` are names that belong to
+    the program even where they shadow a builtin."""
+    names = {n.id for n in ast.walk(test) if isinstance(n, ast.Name)}
+    if not names - (_BUILTINS - program_names):
+        try:
+            return bool(ast.literal_eval(test))
+        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+            return True
+    if isinstance(test, ast.Compare):
+        sides = [_canonical(s, same or {}) for s in (test.left, *test.comparators)]
+        return all(isinstance(op, _REFLEXIVE) and a == b
+                   for op, a, b in zip(test.ops, sides, sides[1:], strict=False))
+    return False
+
+
+def _checks(node: ast.AST, same: dict[str, str], program_names: frozenset[str]) -> bool:
+    """Whether running `node` can run an assertion that depends on the program (a definition
+    does not run its body)."""
+    stack: list[ast.AST] = [node]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, ast.Assert) and not trivial_assertion(n.test, same, program_names):
+            return True
+        if isinstance(n, ast.Call) and _assertion_call(n):
+            return True
+        if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda | ast.ClassDef):
+            continue
+        stack.extend(ast.iter_child_nodes(n))
+    return False
 
 
 def _top_level_flow(stmts: list[ast.stmt]) -> bool:
@@ -115,35 +182,92 @@ def _top_level_flow(stmts: list[ast.stmt]) -> bool:
     return False
 
 
-def _group(source: str, stmts: list[ast.stmt]) -> list[str]:
-    """One test per assert-holding statement; other statements join the next test."""
+def _group(source: str, stmts: list[ast.stmt], same: dict[str, str],
+           program_names: frozenset[str]) -> list[str]:
+    """One test per statement that runs an assertion; other statements join the next test
+    (or the last one). No assertion, no test."""
     groups: list[str] = []
     pending: list[str] = []
     for stmt in stmts:
         pending.append(_segment(source, stmt))
-        if _has_assert(stmt):
+        if _checks(stmt, same, program_names):
             groups.append("\n".join(pending))
             pending = []
-    if pending:
-        if groups:
-            groups[-1] += "\n" + "\n".join(pending)
-        else:
-            groups.append("\n".join(pending))
+    if pending and groups:
+        groups[-1] += "\n" + "\n".join(pending)
     return groups
 
 
-def split_tests(source: str, entry_point: str | None = None) -> tuple[str, list[str], str | None]:
-    """Split test code into ``(setup, tests, candidate_name)``.
+def _is_main_guard(stmt: ast.stmt) -> bool:
+    """``if __name__ == "__main__": ...`` (``unittest.main()`` and the like: never run)."""
+    return (isinstance(stmt, ast.If) and isinstance(stmt.test, ast.Compare)
+            and any(isinstance(n, ast.Name) and n.id == "__name__" for n in ast.walk(stmt.test)))
+
+
+def _test_case_class(stmt: ast.stmt) -> bool:
+    return isinstance(stmt, ast.ClassDef) and any(
+        (isinstance(b, ast.Name) and b.id.endswith("TestCase"))
+        or (isinstance(b, ast.Attribute) and b.attr.endswith("TestCase")) for b in stmt.bases)
+
+
+def _runnable_test_function(stmt: ast.stmt) -> bool:
+    """A pytest-style test: a top-level ``def test*()`` that needs no argument (fixtures are
+    not supported)."""
+    if not isinstance(stmt, ast.FunctionDef) or not stmt.name.startswith("test"):
+        return False
+    a = stmt.args
+    required = len(a.posonlyargs) + len(a.args) - len(a.defaults)
+    return required == 0 and all(d is not None for d in a.kw_defaults)
+
+
+def _asserting_functions(stmts: list[ast.stmt], names: frozenset[str]) -> set[str]:
+    """Names of the functions and methods among `stmts` that run an assertion, themselves or
+    through another one they call (by name or as ``self.name``)."""
+    defs: dict[str, ast.AST] = {}
+    for stmt in stmts:
+        if isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef):
+            defs[stmt.name] = stmt
+        elif isinstance(stmt, ast.ClassDef):
+            defs.update((m.name, m) for m in stmt.body
+                        if isinstance(m, ast.FunctionDef | ast.AsyncFunctionDef))
+    found = {name for name, node in defs.items()
+             if any(_checks(s, {}, names) for s in node.body)}  # type: ignore[attr-defined]
+    while True:
+        more = {name for name, node in defs.items() if name not in found and _calls(node, found)}
+        if not more:
+            return found
+        found |= more
+
+
+def _calls(node: ast.AST, names: set[str]) -> bool:
+    for n in ast.walk(node):
+        if isinstance(n, ast.Call):
+            f = n.func
+            if (isinstance(f, ast.Name) and f.id in names) or (
+                    isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name)
+                    and f.value.id in ("self", "cls") and f.attr in names):
+                return True
+    return False
+
+
+def split_tests(source: str, entry_point: str | None = None,
+                program_names: tuple[str, ...] = ()) -> tuple[str, list[str], str | None]:
+    """Split test code into ``(setup, tests, candidate_name)``; only tests that can run an
+    assertion depending on the program are kept (the list is empty when there is none).
 
     HumanEval style (`entry_point` given and the code defines ``check(candidate)``): the module
     statements other than ``check`` are the setup, and each statement of ``check``'s body that
-    holds an ``assert`` is one test (statements before it run with it), with the check's
+    can run an assertion is one test (statements before it run with it), with the check's
     parameter bound to the entry point. If the body cannot run statement by statement
-    (``return``, ``yield``...), the whole check is one test. Otherwise each module-level
-    statement holding an assert is a test, and leading definitions and imports are the setup.
-    Raises `SyntaxError` if the code does not parse.
+    (``return``, ``yield``...), the whole check is one test. Otherwise: each module-level
+    statement that can run an assertion is a test, leading definitions and imports are the
+    setup, and so are pytest-style ``def test*()`` functions (each called as one test) and
+    ``unittest.TestCase`` classes (each ``test*`` method run as one test). Trivially true
+    assertions (`trivial_assertion`) make no test. Raises `SyntaxError` if the code does not
+    parse.
     """
     tree = quiet_parse(source)
+    names = frozenset(program_names) | ({entry_point} if entry_point else frozenset())
     checks = [s for s in tree.body if isinstance(s, ast.FunctionDef) and s.name == "check"]
     if entry_point and len(checks) == 1:
         check = checks[0]
@@ -151,29 +275,52 @@ def split_tests(source: str, entry_point: str | None = None) -> tuple[str, list[
         if (len(args.args) == 1 and not args.posonlyargs and not args.kwonlyargs
                 and not args.vararg and not args.kwarg and not check.decorator_list):
             param = args.args[0].arg
+            same = {entry_point: param}
             rest = [s for s in tree.body if s is not check]
             setup = "\n".join(_segment(source, s) for s in rest)
             if _top_level_flow(check.body):
-                return source, [f"check({param})"], param
-            return setup, _group(source, check.body), param
+                body_checks = any(_checks(s, same, names) for s in check.body)
+                return source, [f"check({param})"] if body_checks else [], param
+            return setup, _group(source, check.body, same, names), param
     setup_nodes: list[ast.stmt] = []
-    body = list(tree.body)
-    while body and not _has_assert(body[0]) and isinstance(
+    body = [s for s in tree.body if not _is_main_guard(s)]
+    while body and not _checks(body[0], {}, names) and isinstance(
             body[0], ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef | ast.Import
             | ast.ImportFrom):
         setup_nodes.append(body.pop(0))
+    hoisted = [s for s in body if _runnable_test_function(s) or _test_case_class(s)]
+    body = [s for s in body if s not in hoisted]
+    setup_nodes += hoisted
     setup = "\n".join(_segment(source, s) for s in setup_nodes)
-    if not body:
-        return "", [source], None
-    return setup, _group(source, body), None
+    tests = _group(source, body, {}, names)
+    asserting = _asserting_functions(setup_nodes, names)
+    for stmt in setup_nodes:
+        if _runnable_test_function(stmt) and stmt.name in asserting:  # type: ignore[union-attr]
+            tests.append(f"{stmt.name}()")  # type: ignore[union-attr]
+        elif isinstance(stmt, ast.ClassDef) and _test_case_class(stmt):
+            for item in stmt.body:
+                if (isinstance(item, ast.FunctionDef) and item.name.startswith("test")
+                        and item.name in asserting):
+                    tests.append(f"{CASE}({stmt.name}, {item.name!r})")
+    return setup, tests, None
+
+
+def _trivial_line(line: str) -> bool:
+    try:
+        stmt = quiet_parse(line).body[0]
+    except (SyntaxError, IndexError):
+        return False
+    return isinstance(stmt, ast.Assert) and trivial_assertion(stmt.test)
 
 
 def test_label(test: str, width: int = 120) -> str:
-    """A short label for a test: its last assert line (or first line)."""
+    """A short label for a test: its last assert line that is not trivially true (or its first
+    line)."""
     lines = [ln.strip() for ln in test.strip().splitlines() if ln.strip()]
     if not lines:
         return ""
-    pick = next((ln for ln in reversed(lines) if ln.startswith("assert")), lines[0])
+    pick = next((ln for ln in reversed(lines) if ln.startswith("assert") and not _trivial_line(ln)),
+                lines[0])
     return pick if len(pick) <= width else pick[: width - 3] + "..."
 
 
@@ -181,10 +328,12 @@ def test_label(test: str, width: int = 120) -> str:
 
 class _Guard(ast.NodeTransformer):
     """Route every call result and every compared value of (trusted) test code through the
-    value checks of the private namespace."""
+    value checks of the private namespace (the harness's own ``__rl_*`` calls excepted)."""
 
     def visit_Call(self, node: ast.Call) -> ast.AST:
         self.generic_visit(node)
+        if isinstance(node.func, ast.Name) and node.func.id.startswith("__rl_"):
+            return node
         return ast.copy_location(
             ast.Call(func=ast.Name(VAL, ast.Load()), args=[node], keywords=[]), node
         )
@@ -202,16 +351,43 @@ class _Guard(ast.NodeTransformer):
         )
 
 
-def _compile_tree(tree: ast.Module, filename: str, strict: bool) -> types.CodeType:
+class _Count(ast.NodeTransformer):
+    """Count the assertions of (trusted) test code that ran and held: a call to the counter
+    after each assert statement that is not trivially true, and around each assertion call."""
+
+    def __init__(self, same: dict[str, str], program_names: frozenset[str]) -> None:
+        self.same = same
+        self.program_names = program_names
+
+    def visit_Assert(self, node: ast.Assert) -> Any:
+        self.generic_visit(node)
+        if trivial_assertion(node.test, self.same, self.program_names):
+            return node
+        tick = ast.Expr(ast.Call(func=ast.Name(RAN, ast.Load()), args=[], keywords=[]))
+        return [node, ast.copy_location(tick, node)]
+
+    def visit_Call(self, node: ast.Call) -> ast.AST:
+        self.generic_visit(node)
+        if not _assertion_call(node):
+            return node
+        return ast.copy_location(
+            ast.Call(func=ast.Name(COUNTED, ast.Load()), args=[node], keywords=[]), node)
+
+
+def _compile_tree(tree: ast.Module, filename: str, strict: bool,
+                  same: dict[str, str] | None = None,
+                  program_names: frozenset[str] = frozenset()) -> types.CodeType:
+    tree = _Count(same or {}, program_names).visit(tree)
     if strict:
-        tree = ast.fix_missing_locations(_Guard().visit(tree))
+        tree = _Guard().visit(tree)
+    tree = ast.fix_missing_locations(tree)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return compile(tree, filename, "exec", dont_inherit=True, optimize=0)
 
 
 def compile_test(source: str, filename: str, strict: bool) -> types.CodeType:
-    """Compile trusted test code, guarded when `strict`."""
+    """Compile trusted test code, counting its assertions, guarded when `strict`."""
     return _compile_tree(quiet_parse(source, filename), filename, strict)
 
 
@@ -232,16 +408,22 @@ def _module_names(trees: list[ast.Module]) -> tuple[list[str], list[str]]:
     return sorted(imported), sorted(attr_names)
 
 
-def compile_tests(setup: str, tests: tuple[str, ...], strict: bool) -> dict[str, Any]:
+def compile_tests(setup: str, tests: tuple[str, ...], strict: bool,
+                  same: tuple[tuple[str, str], ...] = (),
+                  program_names: tuple[str, ...] = ()) -> dict[str, Any]:
     """Compile the (trusted) setup and tests, done by the caller: code objects travel to the
-    server by ``marshal``. Raises `SyntaxError` if the test code does not parse."""
+    server by ``marshal``. `same` pairs other names of the function under test with the
+    candidate's name, `program_names` are the program's names that shadow builtins (both for
+    `trivial_assertion`). Raises `SyntaxError` if the test code does not parse."""
     setup_tree = quiet_parse(setup, "<test setup>") if setup.strip() else None
     trees = [quiet_parse(t, f"<test {i}>") for i, t in enumerate(tests)]
     imported, attr_names = _module_names([*([setup_tree] if setup_tree else []), *trees])
+    rename, names = dict(same), frozenset(program_names)
     return {
-        "setup_code": (_compile_tree(setup_tree, "<test setup>", strict)
+        "setup_code": (_compile_tree(setup_tree, "<test setup>", strict, rename, names)
                        if setup_tree is not None else None),
-        "test_code": [_compile_tree(t, f"<test {i}>", strict) for i, t in enumerate(trees)],
+        "test_code": [_compile_tree(t, f"<test {i}>", strict, rename, names)
+                      for i, t in enumerate(trees)],
         "imported": imported,
         "attr_names": attr_names,
     }
@@ -320,6 +502,23 @@ _DENY_MODULES = frozenset({"ctypes", "_ctypes", "_testcapi", "_testinternalcapi"
                            "_testmultiphase", "_testsinglephase", "_testclinic",
                            "_xxsubinterpreters", "_xxinterpchannels", "_interpreters"})
 _STATE = {"armed": False, "inner": False, "pyc": None}
+_COUNT = [0]
+
+
+def _called_from(allowed):
+    """Whether the frame that raised the audited event runs one of the `allowed` code objects
+    (by identity: a copy compiled by the program under the same names is not one)."""
+    _STATE["inner"] = True
+    try:
+        code = _getframe(2).f_code
+    except BaseException:
+        return False
+    finally:
+        _STATE["inner"] = False
+    for trusted in allowed:
+        if code is trusted:
+            return True
+    return False
 
 
 def _pyc_matches(path, data):
@@ -361,13 +560,19 @@ def audit(event, args):
     if not _STATE["armed"] or _STATE["inner"]:
         return
     if event in _DENY or event.startswith(_DENY_PREFIX):
+        if event == "code.__new__" and _called_from(_REWRITERS):
+            return  # types.coroutine's code.replace
         raise Denied("sandbox: " + event + " is not allowed")
     if event == "object.__getattr__":
-        if args[1] in _FRAME_ATTRS:
+        # traceback.clear_frames (unittest's assertRaises) only clears the frames it reaches
+        if args[1] in _FRAME_ATTRS and not _called_from(_FRAME_CLEARERS):
             raise Denied("sandbox: frame access is not allowed")
     elif event == "object.__setattr__" or event == "object.__delattr__":
         if args[1] in ("__code__", "__defaults__", "__kwdefaults__"):
-            raise Denied("sandbox: rewriting a function's " + args[1] + " is not allowed")
+            # allowed only from collections.namedtuple (the defaults of the __new__ it just
+            # made) and types.coroutine (a flag added to a generator function's code)
+            if not _called_from(_REWRITERS):
+                raise Denied("sandbox: rewriting a function's " + args[1] + " is not allowed")
     elif event == "import":
         if args[0].partition(".")[0] in _DENY_MODULES:
             raise ImportError("sandbox: importing " + args[0] + " is not allowed")
@@ -499,6 +704,19 @@ def rl_cmp(left, codes, *rights):
     return result
 
 
+def rl_ran():
+    _COUNT[0] += 1
+
+
+def rl_counted(value):
+    _COUNT[0] += 1
+    return value
+
+
+def rl_case(cls, name):
+    cls(name).debug()
+
+
 def rl_import(name, globals=None, locals=None, fromlist=(), level=0):
     if level == 0:
         mod = _CAPTURED.get(name)
@@ -580,6 +798,10 @@ def runner(program, setup_code, codes, imported, attr_names, entry_point, candid
         tns["__name__"] = "__tests__"
         tns[_VAL] = rl_val if strict else _identity
         tns[_CMP] = rl_cmp if strict else _plain_cmp
+        tns[_RAN] = rl_ran
+        tns[_COUNTED] = rl_counted
+        tns[_CASE] = rl_case
+        count = _COUNT
         failure = None
         if entry_point:
             if entry_point in ns:
@@ -603,6 +825,7 @@ def runner(program, setup_code, codes, imported, attr_names, entry_point, candid
                 if stop_after_fail:
                     break
                 continue
+            count[0] = 0
             t0 = perf()
             try:
                 _exec(codes[i], tns)
@@ -615,7 +838,12 @@ def runner(program, setup_code, codes, imported, attr_names, entry_point, candid
                     break
                 continue
             dt = perf() - t0
-            write(vfd, nonce[i + 1] + b"P" + pack("<d", dt))
+            if count[0] > 0:
+                write(vfd, nonce[i + 1] + b"P" + pack("<d", dt))
+            else:  # ended normally without running an assertion: not a pass
+                write(vfd, nonce[i + 1] + b"N" + pack("<d", dt))
+                if stop_after_fail:
+                    break
         write(vfd, nonce[n + 1] + b"D")
     except BaseException:
         pass
@@ -687,6 +915,12 @@ def private_namespace(trusted: tuple[type, ...]) -> dict[str, Any]:
         "_CAPTURED": {},
         "_VAL": VAL,
         "_CMP": CMP,
+        "_RAN": RAN,
+        "_COUNTED": COUNTED,
+        "_CASE": CASE,
+        "_getframe": sys._getframe,
+        "_REWRITERS": (collections.namedtuple.__code__, types.coroutine.__code__),
+        "_FRAME_CLEARERS": (traceback.clear_frames.__code__,),
     }
     exec(_PRIVATE_CODE, priv)
     return priv
@@ -755,7 +989,6 @@ def warm_child(job_fd: int, out_fd: int, err_fd: int, verdict_fd: int, workdir: 
             stdin_fd = _stdio_stdin(job.get("stdin") or b"")
             os.dup2(stdin_fd, 0)
             os.close(stdin_fd)
-            os.close(3)
         else:
             payload = [job["program"], job["setup_code"], list(job["test_code"]),
                        list(job["imported"]), list(job["attr_names"]), job.get("entry_point"),
@@ -772,6 +1005,9 @@ def warm_child(job_fd: int, out_fd: int, err_fd: int, verdict_fd: int, workdir: 
                 _exit(EXIT_SETUP)
         apply_rlimits(limits, limits.get("cpu_seconds") or budget)
         if mode == "stdio":
+            # set up: from here on an exit code (even EXIT_SETUP) is the program's own
+            os.write(3, b"S")
+            os.close(3)
             _run_stdio(payload)
         if "_ctypes" in sys.modules or runner is None:  # ctypes must never be loaded here
             _exit(EXIT_SETUP)

@@ -206,6 +206,7 @@ class Run:
         self.load: dict[str, Any] | None = None
         self.tests: list[dict[str, Any]] = []
         self.completed = False
+        self.set_up = False  # the child reported that it is set up (the program may run)
         self.problem: tuple[str, str] | None = None  # (status, reason) set by the server
         self.status: int | None = None
         self.cpu = 0.0
@@ -353,10 +354,7 @@ class Server:
         run.pid = warm.pid
         run.out_fd, run.err_fd = warm.out_r, warm.err_r
         run.pidfd = warm.pidfd
-        if run.mode == "assert":
-            run.vsock = warm.vsock
-        else:
-            warm.vsock.close()
+        run.vsock = warm.vsock  # verdicts, or (stdio) the child's word that it is set up
         self.runs[job_id] = run
         self.by_pid[run.pid] = run
         for fd in (run.out_fd, run.err_fd):
@@ -505,12 +503,19 @@ class Server:
 
     def record(self, run: Run, data: bytes) -> bool:
         """Check and store one verdict record; False (after killing the run) if it is forged."""
+        if run.mode == "stdio":  # one record, before the program runs: the child is set up
+            if data != b"S" or run.set_up:
+                self.tamper(run, "an unexpected record on the control channel")
+                return False
+            run.set_up = True
+            return True
         n = run.n_tests
         if run.nonces is None:
             if data[:1] != b"K" or len(data) != 1 + 16 * (n + 2):
                 self.tamper(run, "the verdict channel did not start with the harness key")
                 return False
             run.nonces = [data[1 + 16 * i: 17 + 16 * i] for i in range(n + 2)]
+            run.set_up = True  # the harness runs: what follows is the program's doing
             return True
         nonce, kind, rest = data[:16], data[16:17], data[17:]
         if run.completed:
@@ -534,10 +539,13 @@ class Server:
             if kind == b"T":
                 self.tamper(run, message or "the harness saw the program tamper with the tests")
                 return False
-            if kind not in (b"P", b"F"):
+            if kind not in (b"P", b"F", b"N"):
                 self.tamper(run, "a malformed test record")
                 return False
-            run.tests.append({"passed": kind == b"P", "seconds": seconds, "message": message})
+            if kind == b"N":
+                message = "the test ran no assertion"
+            run.tests.append({"passed": kind == b"P", "seconds": seconds, "message": message,
+                              "no_assertion": kind == b"N"})
         run.next += 1
         run.deadline = min(run.hard_deadline, now + run.step)
         return True
@@ -555,7 +563,7 @@ class Server:
         sig = os.WTERMSIG(status_code) if os.WIFSIGNALED(status_code) else None
         if run.problem is not None:
             status, reason = run.problem
-        elif exit_code == harness.EXIT_SETUP and run.load is None:
+        elif exit_code == harness.EXIT_SETUP and not run.set_up:
             status, reason = "setup_error", "the sandbox could not set up the run"
         elif sig == signal.SIGXCPU:
             status, reason = "cpu_limit", "the program used up its CPU time"
