@@ -54,7 +54,7 @@ def test_overlong_value_rejects_bad_windows(max_length, cache):
 
 
 def test_overlong_penalty_reward_in_words_and_chars():
-    r = overlong_penalty(max_length=100, cache_length=20)
+    r = overlong_penalty(max_length=100, cache_length=20, unit="words")
     scores = r.score_local([Sample(response=words(n)) for n in (80, 90, 120)])
     assert [s.value for s in scores] == [0.0, -0.5, -1.0]
     assert scores[1].details == {"length": 90, "unit": "words"}
@@ -141,7 +141,7 @@ def test_cosine_value_shape():
 
 
 def test_cosine_reward_defaults_are_the_paper_scaled_down():
-    r = cosine_length(max_length=1200)
+    r = cosine_length(max_length=1200, unit="words")
     samples = [Sample(response=words(n), metadata={"correct": c})
                for n, c in ((0, True), (400, True), (600, False), (1200, False))]
     got = [s.value for s in r.score_local(samples)]
@@ -166,7 +166,8 @@ def test_cosine_correctness_sources():
     assert [x.details["correct"] for x in s[:4]] == [True, False, True, False]
     assert [x.details["correct_from"] for x in s[:4]] == [
         "exact_match", "exact_match", "metadata:correct", "metadata:correct"]
-    n = len(right.split())
+    n = len(right)  # characters: the unit without a tokenizer
+    assert s[0].details["unit"] == "chars"
     assert s[0].value == pytest.approx(0.1 + 0.1 * (1 + math.cos(math.pi * n / 100)) / 2)
     assert s[4].status is Status.abstain
     assert s[5].status is Status.error

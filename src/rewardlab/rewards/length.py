@@ -6,12 +6,19 @@ Length unit (both rewards, in this order of precedence):
    of generated tokens); the most faithful, since it uses the policy's own tokenizer;
 2. ``tokenizer``: a local tokenizer (a ``tokenizer.json`` file or a directory with one, loaded
    with the `tokenizers` package, or a Hugging Face tokenizer directory loaded with
-   `transformers` without network access); the count excludes special tokens;
-3. ``unit="words"`` (the default without a tokenizer): whitespace-separated words of the
-   response text; ``unit="chars"``: its characters.
+   `transformers` without network access; or a loaded tokenizer object with an ``encode``
+   method); never downloaded; the count excludes special tokens;
+3. otherwise characters (Unicode code points) of the response text: the default unit without
+   a tokenizer, since nothing can make a text shorter in characters than it is.
+   ``unit="words"`` counts whitespace-separated words, which a policy evades (3,000 CJK
+   characters, or 2,000 words joined by zero-width spaces, are one "word"): use it only for
+   text you trust.
 
-``details`` always says which unit was used. The response text is measured whole (the think
-block included), as a trainer's generation limit counts it.
+The lengths are in that unit: with the defaults and no tokenizer, ``max_length`` counts
+characters (an English token is about 4 characters, a CJK one 1 to 2), so give a tokenizer or
+``length_key`` to count the tokens a paper's setting means. ``details`` always says which unit
+was used. The response text is measured whole (the think block included), as a trainer's
+generation limit counts it.
 """
 
 from __future__ import annotations
@@ -38,7 +45,12 @@ def load_tokenizer(path: str) -> Any:
         except ImportError:
             pass
         else:
-            return Tokenizer.from_file(str(file))
+            tok = Tokenizer.from_file(str(file))
+            # a tokenizer.json saved for a model often truncates (e.g. to 128 or 512 tokens) and
+            # pads: a length measured through it would be capped, so both are switched off
+            tok.no_truncation()
+            tok.no_padding()
+            return tok
     if p.is_dir():
         try:
             from transformers import AutoTokenizer
@@ -51,13 +63,29 @@ def load_tokenizer(path: str) -> Any:
 
 
 def count_tokens(text: str, tokenizer: Any) -> int:
-    """Tokens in `text` without special tokens, for a `tokenizers` or `transformers` tokenizer."""
+    """Tokens in `text` without special tokens, for a `tokenizers` or `transformers` tokenizer.
+
+    With a `tokenizers` tokenizer, an unknown token counts one per character it covers (a
+    WordPiece vocabulary turns a "word" of over 100 characters, e.g. 2,000 words joined by
+    zero-width spaces, into one unknown token). A `tokenizers` object that truncates or pads
+    is refused: its counts would be capped."""
+    if getattr(tokenizer, "truncation", None) is not None or \
+            getattr(tokenizer, "padding", None) is not None:
+        raise ValueError("the tokenizer truncates or pads, so lengths would be capped: call "
+                         "no_truncation() and no_padding() on it, or give its path")
     enc = tokenizer.encode(text, add_special_tokens=False)
-    return len(enc.ids) if hasattr(enc, "ids") else len(enc)
+    if not hasattr(enc, "ids"):
+        return len(enc)
+    model = getattr(tokenizer, "model", None)
+    unk = getattr(model, "unk_token", None)
+    if unk is None:
+        return len(enc.ids)
+    return sum(max(1, end - start) if token == unk else 1
+               for token, (start, end) in zip(enc.tokens, enc.offsets, strict=True))
 
 
 def measure(text: str, metadata: dict[str, Any], *, unit: Unit = "auto",
-            tokenizer: str | None = None, length_key: str | None = None) -> tuple[int, str]:
+            tokenizer: str | Any | None = None, length_key: str | None = None) -> tuple[int, str]:
     """The length of `text` and its unit (see the module docstring for the precedence)."""
     if length_key is not None:
         if length_key not in metadata:
@@ -70,11 +98,16 @@ def measure(text: str, metadata: dict[str, Any], *, unit: Unit = "auto",
     if unit not in ("auto", "tokens", "words", "chars"):
         raise ValueError(f"unit must be auto, tokens, words or chars, not {unit!r}")
     if unit == "auto":
-        unit = "tokens" if tokenizer else "words"
+        unit = "tokens" if tokenizer is not None else "chars"
     if unit == "tokens":
-        if not tokenizer:
-            raise ValueError("unit 'tokens' needs a tokenizer path (or use length_key)")
-        return count_tokens(text, load_tokenizer(tokenizer)), f"tokens:{tokenizer}"
+        if tokenizer is None or tokenizer == "":
+            raise ValueError("unit 'tokens' needs a tokenizer (or use length_key)")
+        if isinstance(tokenizer, str | Path):
+            return count_tokens(text, load_tokenizer(str(tokenizer))), f"tokens:{tokenizer}"
+        if not callable(getattr(tokenizer, "encode", None)):
+            raise ValueError(f"tokenizer must be a local path or have an encode method, not "
+                             f"{type(tokenizer).__name__}")
+        return count_tokens(text, tokenizer), f"tokens:{type(tokenizer).__name__}"
     if unit == "words":
         return len(text.split()), "words"
     return len(text), "chars"
@@ -103,17 +136,18 @@ def overlong_value(length: float, max_length: float, cache_length: float) -> flo
 @reward(range=(-1, 0))
 def overlong_penalty(response_text: str, metadata: dict[str, Any], *, max_length: int = 20480,
                      cache_length: int = 4096, unit: Unit = "auto",
-                     tokenizer: str | None = None, length_key: str | None = None) -> Score:
-    """DAPO overlong penalty in [-1, 0]: 0 until max_length - cache_length, -1 from max_length.
+                     tokenizer: str | Any | None = None, length_key: str | None = None) -> Score:
+    """DAPO overlong penalty in [-1, 0] on the length in tokens (tokenizer) or else characters.
 
-    Between the two it falls linearly; higher is better.
+    0 until max_length - cache_length, -1 from max_length; between the two it falls linearly.
+    Higher is better.
 
     From DAPO (Yu et al. 2025, "DAPO: An Open-Source LLM Reinforcement Learning System at
     Scale"), whose setting was max_length=20480, cache_length=4096 tokens (the defaults). The
-    length is counted as the module docstring says (tokens with `length_key` or `tokenizer`,
-    else whitespace words, or characters with ``unit="chars"``). It is added to a task reward
-    in a weighted sum; a multiplicative `penalty` node needs a factor in [0, 1], which this is
-    not.
+    length is counted as the module docstring says: tokens with `length_key` or `tokenizer`,
+    else characters (then the defaults count characters, a stricter limit than the paper's
+    tokens). It is added to a task reward in a weighted sum; a multiplicative `penalty` node
+    needs a factor in [0, 1], which this is not.
     """
     n, used = measure(response_text, metadata, unit=unit, tokenizer=tokenizer,
                       length_key=length_key)
@@ -164,9 +198,11 @@ def cosine_length(response_text: str, reference: Any, metadata: dict[str, Any], 
                   max_length: int = 4096, r0_correct: float = 0.2, rL_correct: float = 0.1,
                   r0_wrong: float = -1.0, rL_wrong: float = 0.0, exceed: float = -1.0,
                   correct_key: str = "correct", check_answer: bool = True,
-                  unit: Unit = "auto", tokenizer: str | None = None,
+                  unit: Unit = "auto", tokenizer: str | Any | None = None,
                   length_key: str | None = None) -> Score:
-    """Cosine length-scaled correctness, within [min, max] of its r values (Yeo et al. 2025); higher is better.
+    """Cosine length-scaled correctness (Yeo et al. 2025), length in tokens (tokenizer) or characters.
+
+    Within [min, max] of its r values; higher is better.
 
     Short correct answers earn most, short wrong answers lose most.
 
@@ -177,8 +213,11 @@ def cosine_length(response_text: str, reference: Any, metadata: dict[str, Any], 
     ``<answer>`` block when it has one); with neither the reward abstains. The defaults are the
     paper's setting (r_0^c=2, r_L^c=1, r_0^w=-10, r_L^w=0, r_e=-10) divided by 10, so that the
     reward stays in [-1, 1]; give it weight 10 in a spec (or pass the paper's values: the
-    declared range follows the parameters) to recover the paper's scale. The
-    length unit is as in the module docstring.
+    declared range follows the parameters) to recover the paper's scale. The length unit is as
+    in the module docstring: tokens with `length_key` or `tokenizer`, else characters (then
+    `max_length` counts characters). For math answers, give correctness from `math_answer`
+    through `correct_key` (exact_match compares strings: it keeps signs, decimal points and
+    brackets, but ``0.5`` is not ``1/2`` to it).
     """
     values = {"r0_correct": r0_correct, "rL_correct": rL_correct, "r0_wrong": r0_wrong,
               "rL_wrong": rL_wrong, "exceed": exceed}
