@@ -224,12 +224,14 @@ class Sandbox:
 
     `workers` programs run at once (default: the core count). `network=True` keeps the host
     network (default: an empty network namespace when root). `preload` names extra modules the
-    server imports once so that programs find them warm. `tmp_mb` and `shm_mb` size the jail's
-    ``/tmp`` (all working directories together) and ``/dev/shm``.
+    server imports once so that programs find them warm. `tmp_mb` sizes each slot's scratch
+    file system (the working directory of the program running in that slot: one that fills it
+    fails alone; with root only), `shm_mb` the jail's ``/dev/shm``. Starting a server removes
+    the jail directories that servers killed without cleaning up left behind.
     """
 
     def __init__(self, workers: int | None = None, *, network: bool = False,
-                 preload: Sequence[str] = (), tmp_mb: int = 512, shm_mb: int = 64,
+                 preload: Sequence[str] = (), tmp_mb: int = 256, shm_mb: int = 64,
                  start_timeout: float = 60.0) -> None:
         self.workers = max(1, min(64, workers or os.cpu_count() or 1))
         self.network = network
@@ -255,7 +257,8 @@ class Sandbox:
     @property
     def isolation(self) -> dict[str, Any]:
         """What the server enforces (starts it if needed): root, uid_per_slot,
-        network_namespace, ipc_namespace, jail, subreaper, no_new_privs, notes."""
+        network_namespace, ipc_namespace, jail, scratch_per_slot, subreaper, no_new_privs,
+        notes."""
         with self._lock:
             self._ensure_started()
             assert self._report is not None

@@ -12,10 +12,11 @@ loaded ``ctypes`` function object are not audited). As root it:
   namespace and the mount namespace;
 - builds a minimal read-only root ("jail") that holds only ``/usr``, ``/etc``, the ``/lib*`` and
   ``/bin`` links, the Python installation and its site-packages, a tiny ``/dev`` (null, zero,
-  full, random, urandom, a size-capped ``/dev/shm``) and a size-capped ``noexec`` ``/tmp`` for the
-  working directories. There is no ``/proc``, ``/sys``, ``/home``, ``/root`` or project tree:
-  a program cannot read data sets or expected outputs from disk, nor write outside its
-  working directory;
+  full, random, urandom, a size-capped ``/dev/shm``) and, under ``/tmp``, one size-capped
+  ``noexec`` scratch file system per parallel slot for its programs' working directories (a
+  program that fills its disk fails alone). There is no ``/proc``, ``/sys``, ``/home``,
+  ``/root`` or project tree: a program cannot read data sets or expected outputs from disk, nor
+  write outside its working directory;
 - makes the server a child subreaper (escaped grandchildren come back to it) and sets
   ``no_new_privs`` (no set-uid binary can regain privileges).
 
@@ -124,8 +125,51 @@ _MS_PRIVATE = 1 << 18
 _PR_SET_NO_NEW_PRIVS = 38
 _PR_SET_CHILD_SUBREAPER = 36
 
-JAIL_PREFIX = ".rewardlab-jail-"  # an empty directory on the host; its contents exist only
-# in the server's own mount namespace
+JAIL_PREFIX = ".rewardlab-jail-"  # + the server's pid: an empty directory on the host; its
+# contents exist only in the server's own mount namespace
+SCRATCH = "/tmp/s{slot}"  # each slot's scratch file system, inside the jail
+
+
+def _alive(pid: int) -> bool:
+    """Whether process `pid` exists and has not exited (a zombie has: its namespaces are gone)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            return fh.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except (OSError, IndexError):
+        return True
+
+
+def remove_stale_jails(parent: str | None = None) -> list[str]:
+    """Remove the (empty) jail directories of fork servers that are gone (killed with
+    ``kill -9``, or whose caller died), named ``JAIL_PREFIX<pid>-...``: a directory whose server
+    still runs, or that holds anything, is left alone. Returns the paths removed."""
+    parent = parent or tempfile.gettempdir()
+    removed = []
+    try:
+        entries = os.listdir(parent)
+    except OSError:
+        return removed
+    for entry in entries:
+        if not entry.startswith(JAIL_PREFIX):
+            continue
+        pid_text = entry[len(JAIL_PREFIX):].partition("-")[0]
+        if not pid_text.isdigit():
+            continue
+        if _alive(int(pid_text)):
+            continue  # that server runs (or the pid is someone else's now: left for later)
+        path = os.path.join(parent, entry)
+        try:
+            os.rmdir(path)  # only ever an empty directory
+        except OSError:
+            continue
+        removed.append(path)
+    return removed
 
 
 def _python_paths() -> list[str]:
@@ -144,11 +188,14 @@ def _python_paths() -> list[str]:
     return out
 
 
-def prepare_isolation(*, network: bool, tmp_mb: int, shm_mb: int) -> dict[str, Any]:
+def prepare_isolation(*, network: bool, tmp_mb: int, shm_mb: int,
+                      slots: int = 1) -> dict[str, Any]:
     """Isolate the calling process (the fork server's first stage) as far as privileges allow.
 
     Returns the report of what was done; ``jail`` is the directory to ``chroot`` into (after
-    the second stage has imported what it needs), or None.
+    the second stage has imported what it needs), or None. In the jail each of the `slots`
+    gets its own scratch file system of `tmp_mb` MB at ``SCRATCH`` (its programs' working
+    directories), so a program that fills its disk fails alone; ``scratch_per_slot`` says so.
     """
     import ctypes
 
@@ -160,6 +207,7 @@ def prepare_isolation(*, network: bool, tmp_mb: int, shm_mb: int) -> dict[str, A
         "jail": None,
         "subreaper": False,
         "no_new_privs": False,
+        "scratch_per_slot": False,
         "notes": [],
     }
     libc = ctypes.CDLL(None, use_errno=True)
@@ -217,7 +265,8 @@ def prepare_isolation(*, network: bool, tmp_mb: int, shm_mb: int) -> dict[str, A
         # The jail is a tmpfs on an empty host directory, visible only in this namespace. It
         # must not shadow anything: the interpreter, a virtualenv or the package may live in
         # /tmp. The client removes the empty directory when the server stops.
-        jail = tempfile.mkdtemp(prefix=JAIL_PREFIX)
+        remove_stale_jails()
+        jail = tempfile.mkdtemp(prefix=f"{JAIL_PREFIX}{os.getpid()}-")
         os.chmod(jail, 0o755)
         mount("tmpfs", jail, "tmpfs", _MS_NOSUID | _MS_NODEV, "mode=0755,size=8m")
         old_umask = os.umask(0o022)
@@ -227,11 +276,17 @@ def prepare_isolation(*, network: bool, tmp_mb: int, shm_mb: int) -> dict[str, A
                     os.symlink(os.readlink(top), jail + top)
                 elif os.path.isdir(top):
                     bind_ro(top, jail + top)
-            # the programs' scratch /tmp first: an installation under /tmp (a virtualenv, a
-            # checkout) is then bound read-only inside it, at its own path
+            # /tmp first: an installation under /tmp (a virtualenv, a checkout) is then bound
+            # read-only inside it, at its own path. Programs cannot write /tmp itself (0711):
+            # each slot's working directories are on a file system of their own.
             os.mkdir(jail + "/tmp")
             mount("tmpfs", jail + "/tmp", "tmpfs", _MS_NOSUID | _MS_NODEV | _MS_NOEXEC,
-                  f"mode=0711,size={tmp_mb}m")
+                  "mode=0711,size=4m")
+            for slot in range(slots):
+                scratch = jail + SCRATCH.format(slot=slot)
+                os.mkdir(scratch, 0o711)
+                mount("tmpfs", scratch, "tmpfs", _MS_NOSUID | _MS_NODEV | _MS_NOEXEC,
+                      f"mode=0711,size={tmp_mb}m")
             for path in _python_paths():
                 if not path.startswith(("/usr/", "/etc/")) and os.path.isdir(path):
                     bind_ro(path, jail + path)
@@ -251,6 +306,7 @@ def prepare_isolation(*, network: bool, tmp_mb: int, shm_mb: int) -> dict[str, A
         finally:
             os.umask(old_umask)
         report["jail"] = jail
+        report["scratch_per_slot"] = True
     except OSError as exc:
         report["notes"].append(f"jail: {exc}")
     return report

@@ -290,7 +290,10 @@ class Server:
         """Fork the slot's next child now, so that a job only has to be handed over."""
         uid = self.base_uid + slot if self.uid_per_slot else None
         self.seq += 1
-        workdir = f"{self.work_root}/w{slot}-{self.seq}"
+        if self.report.get("scratch_per_slot"):
+            workdir = f"{limits.SCRATCH.format(slot=slot)}/w{self.seq}"
+        else:
+            workdir = f"{self.work_root}/w{slot}-{self.seq}"
         os.mkdir(workdir, 0o700)
         if uid is not None:
             os.chown(workdir, uid, uid)
@@ -785,7 +788,7 @@ def main(argv: list[str]) -> None:
     stage, config = argv[0], json.loads(argv[1])
     if stage == "stage1":
         report = limits.prepare_isolation(network=config["network"], tmp_mb=config["tmp_mb"],
-                                          shm_mb=config["shm_mb"])
+                                          shm_mb=config["shm_mb"], slots=config["workers"])
         config["report"] = report
         os.set_inheritable(config["fd"], True)
         os.execv(sys.executable, [sys.executable, "-s", "-c", config["boot"], "stage2",
