@@ -82,7 +82,10 @@ def chrf(response_text: str, reference: Any, *, char_order: int = 6, word_order:
 
     Character n-gram F-score (Popović 2015) up to `char_order`, recall weighted by `beta`;
     ``word_order=2`` gives chrF++. With several references, the best-scoring one counts (as in
-    sacrebleu).
+    sacrebleu). Its floor is high: unrelated text in the reference's language shares many
+    character n-grams with it, and so does a fixed list of common words sent for every
+    question. Compare chrF within a group of responses to one prompt (e.g. GRPO advantages),
+    not against an absolute threshold.
     """
     refs = references(reference)
     if isinstance(refs, Score):

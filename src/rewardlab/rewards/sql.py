@@ -668,7 +668,9 @@ def sql_syntax(response_text: str, metadata: dict[str, Any], *, db_path: str | N
     """1 if the predicted SQL compiles, read-only, against the database schema, else 0.
 
     It must be one read-only statement with valid syntax naming known tables and columns; it is
-    prepared (EXPLAIN), not run."""
+    prepared (EXPLAIN), not run. It does not look at the question: ``SELECT 1`` scores 1 on
+    every sample. Use it as a format check beside execution, not as a reward on its own
+    (`sql_partial` counts it only in proportion to the gold result a query returns)."""
     db = resolve_db(metadata, db_path, db_dir)
     if isinstance(db, str):
         return Score.error(db)
@@ -696,7 +698,8 @@ def sql_schema_linking(response_text: str, reference: Any, metadata: dict[str, A
     """Jaccard similarity in [0, 1] of the tables and columns used by predicted and gold SQL.
 
     Higher is closer. The schema comes from metadata 'schema' ({table: [columns]}) or the
-    database."""
+    database. A query that names the busiest tables earns it without reading the question:
+    use it beside execution (as `sql_partial` does), not on its own."""
     gold_sql = _gold_sql(reference)
     if gold_sql is None:
         return Score.abstain("no gold SQL in the reference")
@@ -715,7 +718,8 @@ def sql_schema_linking(response_text: str, reference: Any, metadata: dict[str, A
 def sql_ngram(response_text: str, reference: Any, *, n: int = 2) -> Score:
     """Jaccard similarity in [0, 1] of the SQL token n-grams of predicted and gold queries.
 
-    Higher is closer; needs no database."""
+    Higher is closer; needs no database. A fixed query full of common SQL earns it without
+    reading the question: use it beside execution (as `sql_partial` does), not on its own."""
     gold_sql = _gold_sql(reference)
     if gold_sql is None:
         return Score.abstain("no gold SQL in the reference")
