@@ -112,3 +112,14 @@ def test_bundled_example_compares_values() -> None:
 def test_cosine_length_does_not_count_a_corrupted_answer_as_correct(answer: str, gold: str) -> None:
     score = cosine_length.fn(f"<answer>{answer}</answer>", gold, {})
     assert score.ok and score.details["correct"] is False and score.value < 0
+
+
+@pytest.mark.parametrize(("response", "gold"), [
+    ("U.S.A.", "USA"), ("1,000", "1000"), ("The Eiffel Tower.", "eiffel tower"),
+    ("**42**", "42"), ("$42$", "42"), ("don't", "dont"), ("(1,3]", "(1, 3]"),
+    ("<answer> -4.5 </answer>", "-4.5"), ("\u221242", "-42"), ("Yes!", "yes"),
+])
+def test_honest_spellings_of_the_answer_still_match(response: str, gold: str) -> None:
+    """The stricter normalisation still forgives case, spacing, prose punctuation, markup,
+    thousands separators and abbreviation dots."""
+    assert _em(response, gold) == 1.0

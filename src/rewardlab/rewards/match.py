@@ -20,6 +20,7 @@ _THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
 # point and stays; everything else (signs, brackets, / ^ % = < > + \ | & ...) stays too.
 _PROSE = re.compile(r"\.(?!\d)|[,;:!?\"`*_~#$]")
 _APOSTROPHE = re.compile(r"(?<=\w)['\u2019](?=\w)")
+_ABBREVIATION = re.compile(r"(?<=[^\W\d_])\.(?=[^\W\d_]\.?)")  # U.S.A. reads as USA
 _QUOTES = re.compile(r"['\u2018\u2019\u201c\u201d]")
 _OPEN = re.compile(r"([(\[{])\s+")
 _CLOSE = re.compile(r"\s+([)\]}])")
@@ -44,6 +45,7 @@ def normalize_text(text: str, *, lowercase: bool = True, punctuation: bool = Tru
     if punctuation:
         text = _THOUSANDS.sub("", text)
         text = _APOSTROPHE.sub("", text)
+        text = _ABBREVIATION.sub("", text)
         text = _QUOTES.sub(" ", text)
         text = _PROSE.sub(" ", text)
     text = _SPACES.sub(" ", text).strip()
