@@ -16,7 +16,8 @@ official BFCL AST checker (`bfcl-eval`) when it can be imported, with the agreem
 
 Question-blind baselines (what a policy earns without reading the question): `sql_partial` for
 one fixed query used for every question (the best of: each gold query, ``SELECT 1``, ``SELECT *``
-from each table) and for ``SELECT 1``, on the 56 Spider questions; `tool_call_match` for calls
+from each table, ``SELECT [DISTINCT] column`` for each column) and for ``SELECT 1``, on the 56
+Spider questions; `tool_call_match` for calls
 with the right function names and every schema key but garbage values, and for calls filled from
 the schema alone (each key's default, else its first enum value, else ``false`` / garbage), on
 BFCL simple_python, multiple, parallel, parallel_multiple and live_simple.
@@ -261,9 +262,11 @@ def bench_sql_blind() -> list[str]:
     store = DATA / "sql" / "spider_department_store"
     qs = json.loads((store / "questions.json").read_text())
     reward = sql_partial(db_dir=str(store))
-    tables = sorted(database_schema(store / "department_store.sqlite"))
+    schema = database_schema(store / "department_store.sqlite")
+    columns = [f"SELECT {d}{c} FROM {t}" for t, cs in sorted(schema.items()) for c in cs
+               for d in ("", "DISTINCT ")]
     candidates = list(dict.fromkeys([q["output"] for q in qs] + ["SELECT 1"]
-                                    + [f"SELECT * FROM {t}" for t in tables]))
+                                    + [f"SELECT * FROM {t}" for t in sorted(schema)] + columns))
     results: list[tuple[float, float, str]] = []
     for sql in candidates:
         scores = reward.score_local([Sample(response=sql, reference=q["output"],
@@ -273,11 +276,14 @@ def bench_sql_blind() -> list[str]:
         wrong = [s.value or 0.0 for s in scores if s.components.get("execution") != 1.0]
         results.append((sum(values) / len(values), sum(wrong) / max(1, len(wrong)), sql))
     best = max(results)
+    best_wrong = max(results, key=lambda r: r[1])
     select1 = next(r for r in results if r[2] == "SELECT 1")
     return [f"sql_partial, question-blind, {len(qs)} Spider department_store questions, "
             f"{len(candidates)} candidate fixed queries:",
             f"- best fixed query: mean {best[0]:.3f} (mean {best[1]:.3f} on the questions it "
             f"answers wrongly): {best[2]}",
+            f"- best fixed query on the questions it answers wrongly: mean {best_wrong[1]:.3f}: "
+            f"{best_wrong[2]}",
             f"- SELECT 1: mean {select1[0]:.3f}"]
 
 
