@@ -16,15 +16,16 @@ decorated object is a factory: ``exact_match(normalize=False)`` is a configured 
 
 from __future__ import annotations
 
-import hashlib
 import inspect
-import json
 import math
+import numbers
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import Any, Literal
 
+from rewardlab.core.fingerprint import code_hash, fingerprint_of, identity
 from rewardlab.core.types import Cost, Sample, Score, Status
 
 Kind = Literal["inline", "cpu", "io", "model"]
@@ -53,13 +54,23 @@ def inject(sample: Sample, name: str) -> Any:
     return getattr(sample, name)
 
 
-def _canonical(obj: Any) -> str:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=repr)
+TIMED_KINDS = ("cpu", "io")
 
 
-def fingerprint_of(obj: Any) -> str:
-    """A short stable hash of a JSON-able description."""
-    return hashlib.sha256(_canonical(obj).encode()).hexdigest()[:24]
+def check_timeout(value: Any, what: str = "timeout") -> float:
+    """`value` as seconds, if it is a positive finite number; else a ValueError saying so."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) \
+            or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{what} must be a positive, finite number of seconds, not {value!r}")
+    return float(value)
+
+
+def untimed_message(name: str, kind: str) -> str:
+    """Why a timeout cannot apply to an `inline` or `model` reward, and what to do instead."""
+    return (f"reward {name!r} is kind={kind!r}: it runs in the caller's process, where a call "
+            f"cannot be stopped, so it cannot have a timeout. Timeouts apply to kind='cpu' "
+            f"(a worker process, killed when the time is up) and kind='io' rewards; declare the "
+            f"reward with @reward(kind='cpu') to give it a hard timeout, or drop the timeout")
 
 
 @dataclass(frozen=True)
@@ -105,8 +116,13 @@ def to_score(out: Any, info: RewardInfo, seconds: float = 0.0) -> Score:
     """Turn what a reward function returned into a `Score` (costing `seconds` when it does not
     say), failing closed on anything odd: None, NaN, a non-number, a value out of range."""
     lo, hi = info.range
+    if not isinstance(out, int | float | Score) and out is not None:
+        out = _plain_number(out)
     if isinstance(out, int | float):  # bool included
-        value = float(out)
+        try:
+            value = float(out)
+        except OverflowError:
+            return Score.error(f"reward returned an integer too large for a float ({_digits(out)})")
         if not math.isfinite(value):
             return Score.error(f"reward returned a non-finite value {out!r}")
         if lo <= value <= hi:
@@ -128,6 +144,26 @@ def to_score(out: Any, info: RewardInfo, seconds: float = 0.0) -> Score:
     if score.cost is None:
         score.cost = Cost(seconds=seconds)
     return score
+
+
+def _plain_number(out: Any) -> Any:
+    """A numpy scalar (or 0-d array) or another real number as a Python number; anything
+    else unchanged."""
+    if type(out).__module__ == "numpy" and getattr(out, "shape", None) == () and hasattr(out, "item"):
+        return out.item()
+    if isinstance(out, numbers.Real):
+        try:
+            return float(out)
+        except (OverflowError, ValueError, TypeError):
+            return out
+    return out
+
+
+def _digits(n: int) -> str:
+    try:
+        return f"{len(str(abs(n)))} digits"
+    except ValueError:  # beyond the int-to-str limit
+        return f"about {int(abs(n).bit_length() * 0.30103)} digits"
 
 
 class RewardDef:
@@ -164,6 +200,11 @@ class RewardDef:
     def __call__(self, **params: Any) -> Reward:
         return Reward(self, params)
 
+    @cached_property
+    def code_hash(self) -> str:
+        """A hash of the function's code (see `rewardlab.core.fingerprint`)."""
+        return code_hash(self.fn)
+
     def __reduce__(self) -> tuple[Any, ...]:
         # Sent to worker processes by reference: the worker re-imports the defining module.
         return (_resolve, (self.fn.__module__, self.fn.__qualname__, self.info.name))
@@ -197,7 +238,8 @@ class Reward:
             lo, hi = self.info.range_fn(self.params)  # may reject bad parameters (ValueError)
             self.info = replace(self.info, range=(float(lo), float(hi)))
         self.fingerprint = fingerprint_of(
-            {"name": self.info.name, "version": self.info.version, "params": self.params}
+            {"name": self.info.name, "version": self.info.version, "params": self.params,
+             "fn": identity(definition.fn), "code": definition.code_hash}
         )
 
     @property
@@ -218,8 +260,8 @@ class Reward:
             t0 = clock()
             try:
                 result = fn(*[inject(s, n) for n in inputs], **params)
-            except Exception as exc:  # fail closed: the error becomes the score
-                score = Score.error(f"{type(exc).__name__}: {exc}", cost=Cost(seconds=clock() - t0))
+            except (Exception, SystemExit) as exc:  # fail closed: the error becomes the score
+                score = Score.error(_raised(exc), cost=Cost(seconds=clock() - t0))
             else:
                 score = to_score(result, info, clock() - t0)
             out.append(score)
@@ -230,9 +272,10 @@ class Reward:
         t0 = time.perf_counter()
         try:
             results = d.fn(list(samples), **self.params)
-        except Exception as exc:  # fail closed: the whole batch reports the error
-            return [Score.error(f"{type(exc).__name__}: {exc}") for _ in samples]
-        if len(results) != len(samples):
+            count = len(results)
+        except (Exception, SystemExit) as exc:  # fail closed: the whole batch reports the error
+            return [Score.error(_raised(exc)) for _ in samples]
+        if count != len(samples):
             msg = f"batched reward returned {len(results)} results for {len(samples)} samples"
             return [Score.error(msg) for _ in samples]
         each = (time.perf_counter() - t0) / max(1, len(samples))
@@ -248,6 +291,15 @@ class Reward:
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
         return f"{self.info.name}({args})"
+
+
+def _raised(exc: BaseException) -> str:
+    """The reason of an error score for an exception a reward raised."""
+    try:
+        text = str(exc)
+    except Exception:  # noqa: BLE001 - a broken __str__ must not hide the error
+        text = "<unprintable>"
+    return f"{type(exc).__name__}: {text}"
 
 
 def reward(
@@ -276,6 +328,7 @@ def reward(
     """
 
     def wrap(f: Callable[..., Any]) -> RewardDef:
+        check_timeout(timeout, f"the timeout of reward {name or f.__name__!r}")
         doc = (inspect.getdoc(f) or "").strip().splitlines()
         range_fn = range if callable(range) else None
         if range_fn is None:

@@ -6,7 +6,7 @@ import math
 from enum import StrEnum
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 _M = TypeVar("_M", bound=BaseModel)
 
@@ -112,6 +112,43 @@ class Sample(BaseModel):
         return _as_text(self.response, last_assistant=True)
 
 
+_MAX_DEPTH = 64
+_JSON_SCALARS = (str, int, float, bool, type(None))
+
+
+def json_safe(value: Any, depth: int = 0) -> Any:
+    """`value` as JSON-able data (dicts with string keys, lists, strings, numbers, booleans,
+    None): numpy arrays and scalars become lists and numbers, bytes ``{"base64": ...}``, sets
+    sorted lists, models their fields, other objects their `repr`; nesting deeper than 64
+    levels is cut with a marker."""
+    if isinstance(value, _JSON_SCALARS):
+        return value
+    if depth >= _MAX_DEPTH:
+        return f"<nested deeper than {_MAX_DEPTH} levels>"
+    if isinstance(value, dict):
+        return {k if isinstance(k, str) else _text(k): json_safe(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v, depth + 1) for v in value]
+    if isinstance(value, set | frozenset):
+        return sorted((json_safe(v, depth + 1) for v in value), key=repr)
+    if isinstance(value, bytes | bytearray | memoryview):
+        import base64
+
+        return {"base64": base64.b64encode(bytes(value)).decode()}
+    if type(value).__module__ == "numpy" and hasattr(value, "tolist"):
+        return json_safe(value.tolist(), depth + 1)
+    if isinstance(value, BaseModel):
+        return json_safe(dict(value), depth + 1)
+    return _text(value)
+
+
+def _text(value: Any) -> str:
+    try:
+        return repr(value)
+    except Exception:  # noqa: BLE001 - a broken __repr__ still gets a description
+        return f"<{type(value).__name__} object>"
+
+
 class Status(StrEnum):
     """Whether a score could be computed: `ok`, `abstain` (the reward does not apply), `error`."""
 
@@ -158,6 +195,11 @@ class Score(BaseModel):
     tokens: TokenScores | None = None
     details: dict[str, Any] | None = None
     cost: Cost | None = None
+
+    @field_validator("details", mode="before")
+    @classmethod
+    def _json_details(cls, value: Any) -> Any:
+        return json_safe(value) if isinstance(value, dict) else value
 
     @model_validator(mode="after")
     def _check(self) -> Score:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import random
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -85,9 +86,53 @@ class Limited:
 
 
 async def _invoke(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    if inspect.iscoroutinefunction(fn):
-        return await fn(*args, **kwargs)
-    result = await asyncio.to_thread(fn, *args, **kwargs)
-    if isinstance(result, Awaitable):
-        return await result
-    return result
+    try:
+        if inspect.iscoroutinefunction(fn):
+            return await fn(*args, **kwargs)
+        result = await in_daemon_thread(fn, *args, **kwargs)
+        if isinstance(result, Awaitable):
+            return await result
+        return result
+    except (Exception, asyncio.CancelledError, KeyboardInterrupt):
+        raise
+    except BaseException as exc:  # SystemExit and the like from a reward: that call fails
+        raise RewardExited(f"{type(exc).__name__}: {exc}") from None
+
+
+class RewardExited(Exception):
+    """A reward call raised SystemExit (or another BaseException): an error for that call."""
+
+
+def in_daemon_thread(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> asyncio.Future[Any]:
+    """Run a blocking call on its own daemon thread; the future completes with its result.
+
+    Unlike `asyncio.to_thread` (whose executor is joined when the loop closes and again at
+    interpreter exit), a call that never returns is abandoned once its caller stops waiting
+    (a timeout): it costs its sample, never the run or the process's exit.
+    """
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[Any] = loop.create_future()
+
+    def settle(ok: bool, value: Any) -> None:
+        if future.done():  # cancelled by a timeout: nobody waits for this any more
+            return
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
+
+    def target() -> None:
+        try:
+            outcome = (True, fn(*args, **kwargs))
+        except Exception as exc:  # handed to the awaiting caller
+            outcome = (False, exc)
+        except BaseException as exc:  # SystemExit... in a reward: an error for this call only
+            outcome = (False, RewardExited(f"{type(exc).__name__}: {exc}"))
+        try:
+            loop.call_soon_threadsafe(settle, *outcome)
+        except RuntimeError:  # the loop is closed: the run ended without this call
+            pass
+
+    threading.Thread(target=target, name=f"rewardlab-io-{getattr(fn, '__name__', 'call')}",
+                     daemon=True).start()
+    return future

@@ -7,16 +7,18 @@ import asyncio
 import os
 import threading
 import time
+import warnings
 from collections import Counter
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from rewardlab.core.reward import Reward, inject, to_score
+from rewardlab.core.reward import TIMED_KINDS, Reward, check_timeout, inject, to_score, untimed_message
 from rewardlab.core.types import Cost, Sample, Score
+from rewardlab.runtime import forksafe, mainmodule
 from rewardlab.runtime.aio import IOLimits, Limited
-from rewardlab.runtime.cache import ScoreCache, sample_hash
+from rewardlab.runtime.cache import CacheError, ScoreCache, UnhashableSample, sample_hash
 
 if TYPE_CHECKING:
     from rewardlab.runtime.pool import ProcessPool
@@ -51,13 +53,34 @@ class LeafOptions:
     retries: int | None = None
     batch_size: int | None = None
 
+    def __post_init__(self) -> None:
+        if self.timeout is not None:
+            self.timeout = check_timeout(self.timeout)
+
+    def check(self, reward: Reward) -> None:
+        """Refuse settings the reward's kind cannot honour (a timeout on `inline`/`model`)."""
+        if self.timeout is not None and reward.info.kind not in TIMED_KINDS:
+            raise ValueError(untimed_message(reward.name, reward.info.kind))
+
+
+class CacheWarning(UserWarning):
+    """The score cache could not be used; the run goes on without it."""
+
+
+def warn_cache(message: str) -> None:
+    warnings.warn(message, CacheWarning, stacklevel=3)
+
 
 class Runtime:
     """Holds the process pool, the cache and the statistics of the runs made through it.
 
     `workers` sizes the process pool (default: the core count); `cache` is a SQLite path (or
-    None for no cache); `timeout` overrides every reward's per-sample timeout; `memory_mb` caps
-    each pool worker's address space.
+    None for no cache); `timeout` (seconds, positive) overrides the per-sample timeout of every
+    reward that can be timed out: `cpu` and `io` rewards (`inline` and `model` rewards run in
+    this process and are never interrupted; declare a reward ``kind="cpu"`` to time it out);
+    `memory_mb` caps each pool worker's address space. When the cache file cannot be opened,
+    read or written, `on_cache_error` gets a message naming the file (default: a
+    `CacheWarning`) and the runtime goes on without the cache; `cache_error` keeps the message.
     """
 
     def __init__(
@@ -67,17 +90,33 @@ class Runtime:
         cache: str | Path | ScoreCache | None = None,
         timeout: float | None = None,
         memory_mb: int | None = 4096,
+        on_cache_error: Callable[[str], None] | None = None,
     ) -> None:
+        if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int)
+                                    or workers < 1):
+            raise ValueError(f"workers must be a positive integer, not {workers!r}")
         self.workers = workers or os.cpu_count() or 1
-        self.timeout = timeout
+        self.timeout = None if timeout is None else check_timeout(timeout)
         self.memory_mb = memory_mb
+        self.on_cache_error = on_cache_error or warn_cache
+        self.cache_error: str | None = None
+        self.cache: ScoreCache | None = None
         if isinstance(cache, str | Path):
-            cache = ScoreCache(cache)
-        self.cache = cache
+            try:
+                self.cache = ScoreCache(cache)
+            except CacheError as exc:
+                self._drop_cache(exc)
+        else:
+            self.cache = cache
         self.stats = RunStats()
         self._pool: ProcessPool | None = None
         self._pool_lock = threading.Lock()
-        self._limiters: dict[tuple[str, int], Limited] = {}
+        forksafe.track(self)
+
+    def _after_fork_in_child(self) -> None:
+        # the pool and the cache reset themselves; a lock held by a parent thread would never
+        # be released here
+        self._pool_lock = threading.Lock()
 
     @property
     def pool(self) -> ProcessPool:
@@ -87,6 +126,17 @@ class Runtime:
 
                 self._pool = ProcessPool(self.workers, self.memory_mb)
             return self._pool
+
+    def _drop_cache(self, exc: CacheError) -> None:
+        """Go on without the cache, saying so once."""
+        cache, self.cache = self.cache, None
+        if cache is not None:
+            try:
+                cache.close()
+            except Exception:  # noqa: BLE001 - already failing; the message says why
+                pass
+        self.cache_error = f"{exc}; continuing without the cache"
+        self.on_cache_error(self.cache_error)
 
     def close(self) -> None:
         if self._pool is not None:
@@ -110,19 +160,25 @@ class Runtime:
         label: str | None = None,
     ) -> list[Score]:
         """Scores of one configured reward on a batch, from the cache where possible."""
+        mainmodule.check_not_importing()
         options = options or LeafOptions()
+        options.check(reward)
         label = label or reward.name
         if not samples:
             return []
         out: list[Score | None] = [None] * len(samples)
         todo = list(range(len(samples)))
-        hashes: list[str] = []
+        hashes: list[str | None] = []
         if self.cache is not None:
-            hashes = [sample_hash(s) for s in samples]
-            hits = self.cache.get_many(reward.fingerprint, hashes)
+            hashes = [_hash_or_none(s) for s in samples]
+            try:
+                hits = self.cache.get_many(reward.fingerprint, [h for h in hashes if h])
+            except CacheError as exc:
+                self._drop_cache(exc)
+                hits = {}
             todo = []
             for i, h in enumerate(hashes):
-                hit = hits.get(h)
+                hit = hits.get(h) if h else None
                 if hit is None:
                     todo.append(i)
                 else:
@@ -138,14 +194,18 @@ class Runtime:
             for i, s in zip(todo, fresh, strict=True):
                 out[i] = s
             if self.cache is not None:
-                self.cache.put_many(reward.fingerprint, [(hashes[i], out[i]) for i in todo])  # type: ignore[misc]
+                try:
+                    self.cache.put_many(reward.fingerprint,
+                                        [(h, out[i]) for i in todo if (h := hashes[i])])  # type: ignore[misc]
+                except CacheError as exc:
+                    self._drop_cache(exc)
         return out  # type: ignore[return-value]
 
     async def _compute(
         self, reward: Reward, samples: list[Sample], options: LeafOptions
     ) -> list[Score]:
         info = reward.info
-        timeout = self.timeout or options.timeout or info.timeout
+        timeout = self.timeout or options.timeout or info.timeout  # used by cpu and io only
         if info.kind == "inline" and not reward.definition.batched:
             return reward.score_local(samples)
         if info.kind == "inline":  # a batched reward may take a while: keep the loop free
@@ -186,12 +246,23 @@ class Runtime:
         return list(await asyncio.gather(*(one(s) for s in samples)))
 
 
+def _hash_or_none(sample: Sample) -> str | None:
+    """The sample's cache key, or None for a sample that cannot be hashed (scored, not cached)."""
+    try:
+        return sample_hash(sample)
+    except (UnhashableSample, ValueError, TypeError, RecursionError):
+        return None
+
+
 def run_sync(coro: Coroutine[Any, Any, T]) -> T:
     """Run a coroutine to completion from sync code, even when this thread already runs an
     event loop (then it runs on a helper thread with its own loop)."""
     try:
         asyncio.get_running_loop()
+        in_loop = True
     except RuntimeError:
+        in_loop = False
+    if not in_loop:  # (outside the except block: errors are not chained to this probe)
         return asyncio.run(coro)
     box: dict[str, Any] = {}
 

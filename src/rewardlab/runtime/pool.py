@@ -10,22 +10,22 @@ from the main thread, worker threads and a running asyncio loop alike.
 
 from __future__ import annotations
 
-import contextlib
 import multiprocessing as mp
 import os
 import queue
 import signal
-import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any
 
 from rewardlab.core.types import Sample, Score
+from rewardlab.runtime import forksafe, mainmodule
 from rewardlab.runtime import worker as _worker
+from rewardlab.runtime.mainmodule import MainModuleError, MainRef
 
 if TYPE_CHECKING:
     from rewardlab.core.reward import Reward
@@ -40,22 +40,6 @@ def _describe_exit(code: int | None) -> str:
         except ValueError:
             return f"the worker was killed by signal {-code}"
     return f"the worker exited with code {code}"
-
-
-@contextlib.contextmanager
-def _main_file_hidden_unless_importable() -> Iterator[None]:
-    """A new worker re-imports the caller's main script; when that script is not a file
-    (`python -`, `python -c`, a notebook), hide its name so the worker does not try."""
-    main = sys.modules.get("__main__")
-    path = getattr(main, "__file__", None)
-    if main is None or path is None or os.path.isfile(path):
-        yield
-        return
-    del main.__file__
-    try:
-        yield
-    finally:
-        main.__file__ = path
 
 
 @dataclass(eq=False)
@@ -84,13 +68,27 @@ class ProcessPool:
         self.memory_mb = memory_mb
         self._ctx = mp.get_context("forkserver")
         self._ctx.set_forkserver_preload(["rewardlab.runtime.worker"])
+        self._closed = False
+        self._fresh_state()
+        forksafe.track(self)
+
+    def _fresh_state(self) -> None:
         self._idle: queue.SimpleQueue[_Worker | None] = queue.SimpleQueue()
         self._started = 0
         self._lock = threading.Lock()
         self._all: set[_Worker] = set()
-        self._closed = False
         self.restarts = 0
         self._threads = ThreadPoolExecutor(self.size, thread_name_prefix="rewardlab-pool")
+
+    def _after_fork_in_child(self) -> None:
+        # The workers, their pipes and the threads belong to the parent: forget them (closing
+        # only this process's copies of the pipes) and start fresh ones on first use.
+        for w in list(self._all):
+            try:
+                w.conn.close()
+            except OSError:
+                pass
+        self._fresh_state()
 
     # -- workers -----------------------------------------------------------------------------
     def _spawn(self) -> _Worker:
@@ -98,7 +96,7 @@ class ProcessPool:
         proc = self._ctx.Process(
             target=_worker.main, args=(child, self.memory_mb), daemon=True, name="rewardlab-worker"
         )
-        with _main_file_hidden_unless_importable():
+        with mainmodule.hidden():  # workers import the main module only when a reward needs it
             proc.start()
         child.close()
         w = _Worker(proc, parent)
@@ -132,6 +130,20 @@ class ProcessPool:
     # -- scoring -----------------------------------------------------------------------------
     def run(self, reward: Reward, samples: Sequence[Sample], timeout: float) -> list[Score]:
         """Score `samples` on one worker, each with a hard `timeout` in seconds."""
+        return self._run(self._task(reward), samples, timeout)
+
+    def _task(self, reward: Reward) -> tuple[bytes, MainRef | None, str]:
+        """The reward pickled once, with how a worker imports the main module if it needs it."""
+        mainmodule.check_not_importing()
+        blob, uses_main = mainmodule.dumps(reward)
+        what = f"reward {reward.name!r}"
+        ref = mainmodule.reference() if uses_main else None
+        if uses_main and ref is None:
+            raise MainModuleError(mainmodule.not_importable_message(what))
+        return blob, ref, what
+
+    def _run(self, task: tuple[bytes, MainRef | None, str], samples: Sequence[Sample],
+             timeout: float) -> list[Score]:
         n = len(samples)
         results: list[Score | None] = [None] * n
         w = self._checkout()
@@ -139,10 +151,10 @@ class ProcessPool:
             done = 0
             while done < n:
                 try:
-                    w.conn.send((reward, list(samples[done:])))
+                    w.conn.send((*task, list(samples[done:])))
                 except (BrokenPipeError, OSError):
                     w = self._replace(w)
-                    w.conn.send((reward, list(samples[done:])))
+                    w.conn.send((*task, list(samples[done:])))
                 started = time.monotonic()
                 while done < n:
                     remaining = timeout - (time.monotonic() - started)
@@ -163,6 +175,8 @@ class ProcessPool:
                         done += 1
                         w = self._replace(w)
                         break
+                    if isinstance(score, tuple) and score[:1] == (_worker.MAIN_ERROR,):
+                        raise MainModuleError(score[1])
                     results[done] = score
                     done += 1
                     started = time.monotonic()
@@ -181,10 +195,22 @@ class ProcessPool:
         """Score `samples` across all workers, in chunks, keeping order."""
         if not samples:
             return []
+        task = self._task(reward)
         chunk = chunk or max(1, min(256, -(-len(samples) // (self.size * 4))))
         parts = [samples[i : i + chunk] for i in range(0, len(samples), chunk)]
         out: list[Score] = []
-        for part in self._threads.map(lambda p: self.run(reward, p, timeout), parts):
+        failed: list[MainModuleError] = []
+
+        def run_part(part: Sequence[Sample]) -> list[Score]:
+            if failed:  # the reward cannot be loaded: do not start more workers for it
+                raise failed[0]
+            try:
+                return self._run(task, part, timeout)
+            except MainModuleError as exc:
+                failed.append(exc)
+                raise
+
+        for part in self._threads.map(run_part, parts):
             out.extend(part)
         return out
 

@@ -3,19 +3,27 @@
 from __future__ import annotations
 
 import os
+import pickle
 import resource
 import time
 from multiprocessing.connection import Connection
+from typing import Any
 
 from rewardlab.core.types import Cost, Score
+from rewardlab.runtime.mainmodule import MainRef, load_in_worker
+
+MAIN_ERROR = "main-module-error"  # first item of the reply that reports a main-module failure
 
 
 def main(conn: Connection, memory_mb: int | None) -> None:
-    """Receive (reward, samples) tasks; send back one `Score` per sample, in order."""
+    """Receive (pickled reward, main-module reference, samples) tasks; send back one `Score`
+    per sample, in order, or one ``(MAIN_ERROR, message)`` when the reward cannot be loaded
+    because the main module it lives in cannot be imported here."""
     os.setsid()  # own process group: the parent kills it whole, children included
     if memory_mb:
         limit = memory_mb * 1024 * 1024
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    loaded: tuple[bytes, Any] | None = None
     while True:
         try:
             task = conn.recv()
@@ -23,7 +31,20 @@ def main(conn: Connection, memory_mb: int | None) -> None:
             return
         if task is None:
             return
-        reward, samples = task
+        blob, main_ref, what, samples = task
+        if loaded is None or loaded[0] != blob:
+            problem = _load_main(main_ref, what)
+            if problem is not None:
+                conn.send((MAIN_ERROR, problem))
+                return
+            try:
+                loaded = (blob, pickle.loads(blob))
+            except Exception as exc:  # every sample of this task reports why
+                reason = f"cannot load {what} in the worker: {type(exc).__name__}: {exc}"
+                for _ in samples:
+                    conn.send(Score.error(reason))
+                continue
+        reward = loaded[1]
         for sample in samples:
             t0 = time.perf_counter()
             try:
@@ -33,3 +54,7 @@ def main(conn: Connection, memory_mb: int | None) -> None:
             if score.cost is None:
                 score.cost = Cost(seconds=time.perf_counter() - t0)
             conn.send(score)
+
+
+def _load_main(ref: MainRef | None, what: str) -> str | None:
+    return None if ref is None else load_in_worker(ref, what)
