@@ -107,3 +107,23 @@ def test_root_combinator_partial_credit_still_rewards_right_properties() -> None
     assert right.value == 1.0
     ok = _one(json_schema(schema=ANY, partial=True), json.dumps({"lat": 12.5, "lon": -3.25}))
     assert ok.value == 1.0
+
+
+DEEP = "[" * 100_000 + "]" * 100_000
+
+
+@pytest.mark.parametrize("text", [DEEP, '{"a": ' + DEEP + "}", "```json\n" + DEEP + "\n```"])
+def test_a_document_nested_too_deeply_is_invalid_not_an_error(text: str) -> None:
+    """Parsing it overflows the recursion limit: an error would drop the sample, so a policy
+    would nest to escape a hard prompt. It is the response's failure: 0 with the reason."""
+    for reward in (json_valid(), json_schema(schema={"type": "object"}, partial=True)):
+        score = _one(reward, text)
+        assert score.ok and score.value == 0.0, score.reason
+        assert "nested too deeply" in score.details["problem"]
+
+
+def test_a_document_too_deep_to_validate_is_invalid_not_an_error() -> None:
+    recursive = {"type": "array", "items": {"$ref": "#"}}
+    score = _one(json_schema(schema=recursive), "[" * 900 + "]" * 900)
+    assert score.ok and score.value == 0.0
+    assert "nested too deeply" in score.details["problem"]

@@ -168,3 +168,24 @@ def test_a_call_hidden_after_prose_is_a_call(shared_data: Path) -> None:
     right = [Sample(response="Let me call it: " + json.dumps(calls_from_bfcl(a["ground_truth"])),
                     reference=a["ground_truth"]) for a in ans]
     assert [s.value for s in tool_call_match().score_local(right)] == [1.0] * len(right)
+
+
+DEEP = "[" * 100_000 + "]" * 100_000
+
+
+@pytest.mark.parametrize("response", [
+    DEEP,
+    '{"name": "get_weather", "arguments": {"city": ' + DEEP + "}}",
+    'Calling it: {"name": "get_weather", "arguments": {"city": ' + DEEP + "}}",
+    "<tool_call>" + DEEP + "</tool_call>",
+    [{"role": "assistant", "tool_calls": [{"type": "function", "function": {
+        "name": "get_weather", "arguments": '{"city": ' + DEEP + "}"}}]}],
+], ids=["bare", "argument", "in-prose", "hermes", "openai"])
+def test_a_call_nested_too_deeply_is_a_format_failure_not_an_error(response: Any) -> None:
+    """Parsing overflows the recursion limit: an error would drop the sample (a way out of a
+    hard prompt); it is the response's failure."""
+    ref = [{"get_weather": {"city": ["Paris"]}}]
+    for reward in (tool_call_format(), tool_call_match()):
+        (s,) = reward.score_local([Sample(response=response, reference=ref)])
+        assert s.ok and s.value == 0.0, s.reason
+        assert "nested too deeply" in (s.reason or "")

@@ -182,6 +182,8 @@ def _loads(text: str) -> tuple[bool, Any, str]:
         return False, None, f"invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
     except ValueError as exc:
         return False, None, f"invalid JSON: {exc}"
+    except RecursionError:  # the response's own nesting: its failure, not an error of ours
+        return False, None, "invalid JSON: nested too deeply to parse"
 
 
 def _embedded_span(text: str) -> str | None:
@@ -348,8 +350,12 @@ def json_schema(response_text: str, reference: Any, *, schema: Any = None,
     if not parsed.ok:
         return Score.of(0.0, details={"problem": parsed.problem, "errors": []})
     instance = parsed.value
-    errors = sorted(validator.iter_errors(instance),
-                    key=lambda e: (len(e.absolute_path), [str(p) for p in e.absolute_path]))
+    try:
+        errors = sorted(validator.iter_errors(instance),
+                        key=lambda e: (len(e.absolute_path), [str(p) for p in e.absolute_path]))
+    except RecursionError:  # the response's own nesting: its failure, not an error of ours
+        return Score.of(0.0, details={"problem": "the document is nested too deeply to validate",
+                                      "errors": [], "source": parsed.source})
     listed = [{"path": _pointer(e.absolute_path), "message": e.message[:300],
                "validator": str(e.validator)} for e in errors[:max_errors]]
     details: dict[str, Any] = {"errors": listed, "n_errors": len(errors),

@@ -64,6 +64,14 @@ _CALL_START = re.compile(r"(?:\[\s*)?\{\s*\"(?:name|function)\"\s*:")
 _DECODER = json.JSONDecoder()
 
 
+def _brief(obj: Any) -> str:
+    """The start of an object's JSON text, for a message (its type when it cannot be shown)."""
+    try:
+        return json.dumps(obj, default=str)[:80]
+    except (RecursionError, ValueError):
+        return f"a {type(obj).__name__} nested too deeply to show"
+
+
 def _call_from_obj(obj: Any, turn: int) -> ToolCall | str:
     """A `ToolCall` from one call object, or a sentence saying why it is not one."""
     if not isinstance(obj, Mapping):
@@ -82,6 +90,8 @@ def _call_from_obj(obj: Any, turn: int) -> ToolCall | str:
                 args = json.loads(args)
             except json.JSONDecodeError as exc:
                 return f"arguments of {name!r} are not valid JSON: {exc}"
+            except RecursionError:
+                return f"arguments of {name!r} are nested too deeply to parse"
         if not isinstance(args, Mapping):
             return f"arguments of {name!r} must be a JSON object, got {type(args).__name__}"
         return ToolCall(name.strip(), dict(args), turn)
@@ -89,7 +99,7 @@ def _call_from_obj(obj: Any, turn: int) -> ToolCall | str:
         (name, args), = obj.items()
         if isinstance(args, Mapping) and name.strip():
             return ToolCall(name.strip(), dict(args), turn)
-    return f"not a tool call object (no 'name'): {json.dumps(obj, default=str)[:80]}"
+    return f"not a tool call object (no 'name'): {_brief(obj)}"
 
 
 def _calls_from_json(payload: Any, turn: int, out: Parsed) -> None:
@@ -107,6 +117,8 @@ def _load_json(text: str) -> tuple[Any, str | None]:
         return json.loads(text), None
     except json.JSONDecodeError as exc:
         return None, f"invalid JSON ({exc.msg} at char {exc.pos}): {text[:80]!r}"
+    except RecursionError:  # the response's own nesting: a format failure, not an error
+        return None, f"JSON nested too deeply to parse: {text[:80]!r}"
 
 
 def _calls_in_prose(text: str, turn: int, out: Parsed) -> None:
@@ -119,6 +131,10 @@ def _calls_in_prose(text: str, turn: int, out: Parsed) -> None:
         except json.JSONDecodeError as exc:
             out.errors.append(f"a tool call in the text is not valid JSON ({exc.msg} at char "
                               f"{exc.pos}): {text[m.start():m.start() + 80]!r}")
+            return
+        except RecursionError:
+            out.errors.append(f"a tool call in the text is nested too deeply to parse: "
+                              f"{text[m.start():m.start() + 80]!r}")
             return
         _calls_from_json(payload, turn, out)
         pos = end
