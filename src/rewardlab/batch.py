@@ -2,13 +2,17 @@
 
 Output rows are the input rows plus these columns:
 
-- ``_row``: the input row id (the line number for JSONL, the row index otherwise);
+- ``_row`` (first): the input row id (the line number for JSONL, the row index otherwise);
 - ``reward``: the score value, ``null`` when the status is not ``ok``;
 - ``reward_status``: ``ok`` / ``abstain`` / ``error``;
 - ``reward_reason``: why it is not ``ok`` (or notes such as a fallback), else ``null``;
 - ``reward_components``: the named parts of a composite reward;
 - ``reward_details``, ``reward_steps``, ``reward_turns``, ``reward_tokens``: present only when
   the reward gives them.
+
+Values without a JSON form (bytes, numpy arrays, other objects) are written as described in
+`rewardlab.io.jsonsafe`. The output carries the run's identity in a sidecar
+(`rewardlab.io.output`): a resume continues only the run that wrote it.
 """
 
 from __future__ import annotations
@@ -23,9 +27,12 @@ from pathlib import Path
 from typing import Any
 
 from rewardlab.api import SpecLike, build
+from rewardlab.compose.nodes import Node
 from rewardlab.compose.transforms import Grouped, group_key
+from rewardlab.core.reward import fingerprint_of
 from rewardlab.core.types import Sample, Score
-from rewardlab.io.files import ResumableWriter, Row, read_rows
+from rewardlab.io.files import Row, read_rows
+from rewardlab.io.output import ResumableWriter, input_identity
 from rewardlab.io.rows import to_sample
 from rewardlab.runtime.engine import Runtime, run_sync
 
@@ -88,9 +95,13 @@ class Summary:
         }
 
 
+_PROGRESS_EVERY = 4096
+
+
 def output_row(row: Mapping[str, Any], index: int, score: Score) -> dict[str, Any]:
-    """An input row with the documented reward columns added."""
-    out = dict(row)
+    """An input row with the documented reward columns added (`_row` first)."""
+    out: dict[str, Any] = {ResumableWriter.ID: index}
+    out.update(row)
     out[ResumableWriter.ID] = index
     out["reward"] = score.value
     out["reward_status"] = score.status.value
@@ -103,6 +114,29 @@ def output_row(row: Mapping[str, Any], index: int, score: Score) -> dict[str, An
     if score.tokens is not None:
         out["reward_tokens"] = score.tokens.model_dump()
     return out
+
+
+def _node_identity(node: Node) -> list[Any]:
+    """What, beyond the fingerprints, changes a node's output: labels, weights, policies."""
+    return [[type(n).__name__, n.label, n.weight, repr(getattr(n, "policies", None))] for n in node.walk()]
+
+
+def run_identity(spec: SpecLike, input_path: str | Path, *, mapping: Mapping[str, str] | None = None,
+                 split: str | None = None, chunk_size: int | None = None) -> dict[str, Any]:
+    """The identity an output records: the spec fingerprint (rewards, parameters, structure,
+    labels and policies), the input (`input_identity`), the mapping and split; with a group
+    transform also the chunk size, as groups are formed within chunks."""
+    built = build(spec)
+    ident: dict[str, Any] = {
+        "reward": built.root.label,
+        "spec": fingerprint_of([built.fingerprint, repr(built.policies), _node_identity(built.root)]),
+        "input": input_identity(input_path),
+        "mapping": dict(mapping or {}),
+        "split": split,
+    }
+    if any(isinstance(n, Grouped) for n in built.root.walk()):
+        ident["chunk_size"] = chunk_size
+    return ident
 
 
 def _chunks(rows: Iterable[tuple[Row, Sample]], size: int,
@@ -130,18 +164,25 @@ def score_file(
     split: str | None = None,
     runtime: Runtime | None = None,
     chunk_size: int = 2048,
+    overwrite: bool = False,
     on_progress: Callable[[int], None] | None = None,
     on_malformed: Callable[[str, str], None] | None = None,
 ) -> Summary:
     """Score every row of `input_path` into `output_path` (JSONL), resuming if it exists.
 
-    Malformed rows are reported through `on_malformed(where, why)`, counted and skipped. With a
-    spec that normalises per group (e.g. `group_zscore`), a group is the run of consecutive
-    rows sharing the key: keep a group's rows together in the file.
+    A resume continues only the run that wrote the output (same spec, input, mapping and split;
+    `rewardlab.io.output.OutputMismatchError` otherwise); `overwrite` starts it over. Malformed rows
+    are reported through `on_malformed(where, why)`, counted and skipped. With a spec that
+    normalises per group (e.g. `group_zscore`), a group is the run of consecutive rows sharing
+    the key: keep a group's rows together in the file. A group's values are the same whether
+    or not the run was interrupted and resumed.
     """
     built = build(spec)
     summary = Summary()
-    writer = ResumableWriter(output_path)
+    rows = read_rows(input_path, split)  # fails on a missing or unreadable input before the output is touched
+    identity = run_identity(built, input_path, mapping=mapping, split=split, chunk_size=chunk_size)
+    writer = ResumableWriter(output_path, identity, overwrite=overwrite, input_path=input_path)
+    rows = read_rows(input_path, split, skip=writer.done) if writer.done else rows
     own_runtime = runtime is None
     rt = runtime or Runtime()
     group_by: Callable[[Sample], str] | None = None
@@ -152,13 +193,18 @@ def score_file(
     t0 = time.perf_counter()
     hits0, comp0, lat0 = rt.stats.cache_hits, rt.stats.computed, len(rt.stats.latencies)
 
+    pending = 0  # progress of skipped rows, reported in batches
+
     def parsed() -> Iterator[tuple[Row, Sample]]:
-        for row in read_rows(input_path, split):
+        nonlocal pending
+        for row in rows:
             summary.rows_in += 1
-            if row.index in writer.done:
+            if row.skipped:
                 summary.resumed += 1
-                if on_progress:
-                    on_progress(1)
+                pending += 1
+                if on_progress and pending >= _PROGRESS_EVERY:
+                    on_progress(pending)
+                    pending = 0
                 continue
             if row.error is None:
                 try:
@@ -169,11 +215,16 @@ def score_file(
             summary.malformed.append((row.where, row.error or ""))
             if on_malformed:
                 on_malformed(row.where, row.error or "")
-            if on_progress:
-                on_progress(1)
+            pending += 1
+        if on_progress and pending:
+            on_progress(pending)
+            pending = 0
 
     try:
         for chunk in _chunks(parsed(), chunk_size, group_by):
+            if on_progress and pending:
+                on_progress(pending)
+                pending = 0
             scores = run_sync(built.root.run([s for _, s in chunk], rt))
             writer.write([output_row(r.data or {}, r.index, sc)
                           for (r, _), sc in zip(chunk, scores, strict=True)])

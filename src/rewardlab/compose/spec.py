@@ -27,7 +27,9 @@ A node is a registered reward name, or a mapping with exactly one of these keys:
 | `rank` | node | `by` |
 
 Composites also accept `on_error` / `on_abstain`, overriding the spec's. Every error names the
-offending key and, for files, its line.
+offending key and, for files, its line. Numbers must be finite (a `clip` bound may be infinite);
+nodes nest at most `MAX_DEPTH` deep, and a node that contains itself (a YAML alias cycle) is
+refused.
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ from rewardlab.core.registry import UnknownRewardError, registry
 from rewardlab.runtime.engine import LeafOptions
 
 PathT = tuple[str | int, ...]
+MAX_DEPTH = 64
 
 
 class SpecError(ValueError):
@@ -98,7 +101,7 @@ def _check_policy(v: Any) -> Policy:
 
 
 class _Base(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, allow_inf_nan=False)
 
 
 class _PolicyOpts(_Base):
@@ -143,9 +146,16 @@ class _EnsembleOpts(_PolicyOpts):
 
 class _ClipOpts(_Base):
     label: str | None = None
-    weight: float = 1.0
-    min: float = -math.inf
-    max: float = math.inf
+    weight: float = Field(default=1.0, allow_inf_nan=False)
+    min: float = Field(default=-math.inf, allow_inf_nan=True)
+    max: float = Field(default=math.inf, allow_inf_nan=True)
+
+    @field_validator("min", "max")
+    @classmethod
+    def _not_nan(cls, v: float) -> float:
+        if math.isnan(v):
+            raise ValueError("must be a number, not NaN")
+        return v
 
 
 class _RefOpts(_Base):
@@ -182,6 +192,7 @@ class _Builder:
     def __init__(self, lines: dict[PathT, int], source: str | None) -> None:
         self.lines = lines
         self.source = source
+        self._open: list[int] = []  # ids of the nodes being built, outermost first
 
     def error(self, path: PathT, message: str) -> SpecError:
         return SpecError(path, message, self.lines, self.source)
@@ -208,6 +219,17 @@ class _Builder:
         )
 
     def node(self, raw: Any, path: PathT, pol: Policies) -> Node:
+        if id(raw) in self._open:
+            raise self.error(path, "this node contains itself (a YAML alias cycle)")
+        if len(self._open) >= MAX_DEPTH:
+            raise self.error(path, f"nodes nested deeper than {MAX_DEPTH} levels")
+        self._open.append(id(raw))
+        try:
+            return self._node(raw, path, pol)
+        finally:
+            self._open.pop()
+
+    def _node(self, raw: Any, path: PathT, pol: Policies) -> Node:
         if isinstance(raw, str):
             raw = {"reward": raw}
         if not isinstance(raw, dict):
@@ -247,6 +269,10 @@ class _Builder:
             raise self.error(path + ("params",), str(exc)) from None
         options = LeafOptions(timeout=o.timeout, max_concurrency=o.max_concurrency, rpm=o.rpm,
                               retries=o.retries, batch_size=o.batch_size)
+        try:
+            options.check(configured)  # e.g. a timeout on a reward that cannot be timed out
+        except ValueError as exc:
+            raise self.error(path + ("timeout",), str(exc)) from None
         return Leaf(configured, label=o.label or name, weight=o.weight, options=options)
 
     def op_sum(self, body: Any, rest: dict[str, Any], path: PathT, pol: Policies) -> Node:
@@ -337,8 +363,13 @@ def _yaml_lines(text: str) -> dict[PathT, int]:
     """Line (1-based) of every key and list item in a YAML document."""
     lines: dict[PathT, int] = {}
 
+    seen: set[int] = set()
+
     def walk(node: yaml.Node, path: PathT) -> None:
         lines.setdefault(path, node.start_mark.line + 1)
+        if id(node) in seen:  # an alias: its lines are those of its anchor, and it may be a cycle
+            return
+        seen.add(id(node))
         if isinstance(node, yaml.MappingNode):
             for k, v in node.value:
                 key = (path + (k.value,))
@@ -408,6 +439,8 @@ def load_spec(source: str | Path | dict[str, Any]) -> Spec:
                 lines = _yaml_lines(text)
         except (yaml.YAMLError, tomllib.TOMLDecodeError) as exc:
             raise SpecError((), f"cannot parse: {exc}", source=name) from None
+        except RecursionError:
+            raise SpecError((), "cannot parse: nested too deeply", source=name) from None
     b = _Builder(lines, name)
     if not isinstance(data, dict):
         raise b.error((), "a spec is a mapping with a 'reward' key")

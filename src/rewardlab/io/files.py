@@ -1,16 +1,20 @@
-"""Reading rollout files (JSONL, Parquet, an HF dataset saved with `save_to_disk`) and
-writing resumable JSONL output."""
+"""Reading rollout files (JSONL, Parquet, an HF dataset saved with `save_to_disk`).
+
+Resumable output is in `rewardlab.io.output`; JSON lines that never fail in `rewardlab.io.jsonsafe`."""
 
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Iterator
+from collections.abc import Container, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
+
+from rewardlab.io.jsonsafe import dump_json_line
+
+__all__ = ["Row", "count_rows", "dump_json_line", "parse_json_line", "read_rows"]
 
 
 def parse_json_line(raw: bytes) -> Any:
@@ -22,31 +26,32 @@ def parse_json_line(raw: bytes) -> Any:
         return json.loads(raw)
 
 
-def dump_json_line(obj: Any) -> bytes:
-    """One JSON line (UTF-8, unescaped; unknown types as their str)."""
-    try:
-        return orjson.dumps(obj, default=str, option=orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS)
-    except TypeError:  # e.g. integers beyond 64 bits
-        return (json.dumps(obj, ensure_ascii=False, default=str) + "\n").encode()
+class InputError(ValueError):
+    """An input that cannot be read as the format it claims; the message names the file."""
 
 
 @dataclass
 class Row:
-    """One input row: its stable id (`index`), where it came from, and the data or the error."""
+    """One input row: its stable id (`index`), where it came from, and the data or the error;
+    `skipped` rows (asked to be skipped by id) carry no data: they were not parsed."""
 
     index: int
     line: int | None
     data: dict[str, Any] | None
     error: str | None = None
+    skipped: bool = False
 
     @property
     def where(self) -> str:
         return f"line {self.line}" if self.line is not None else f"row {self.index}"
 
 
-def _jsonl(path: Path) -> Iterator[Row]:
+def _jsonl(path: Path, skip: Container[int] | None) -> Iterator[Row]:
     with path.open("rb") as f:
         for n, raw in enumerate(f, start=1):
+            if skip is not None and n in skip:
+                yield Row(n, n, None, skipped=True)
+                continue
             if not raw.strip():
                 continue
             try:
@@ -54,27 +59,51 @@ def _jsonl(path: Path) -> Iterator[Row]:
             except (json.JSONDecodeError, UnicodeDecodeError) as exc:
                 yield Row(n, n, None, f"invalid JSON: {exc}")
                 continue
+            except RecursionError:
+                yield Row(n, n, None, "invalid JSON: nested too deeply")
+                continue
             if not isinstance(data, dict):
                 yield Row(n, n, None, f"expected a JSON object, got {type(data).__name__}")
                 continue
             yield Row(n, n, data)
 
 
-def _arrow_batches(batches: Iterator[Any]) -> Iterator[Row]:
+def _arrow_batches(batches: Iterator[Any], skip: Container[int] | None) -> Iterator[Row]:
     i = 0
     for batch in batches:
+        n = batch.num_rows
+        if skip is not None and all(j in skip for j in range(i, i + n)):
+            for j in range(i, i + n):  # a batch already done is never converted
+                yield Row(j, None, None, skipped=True)
+            i += n
+            continue
         for data in batch.to_pylist():
-            yield Row(i, None, data)
+            if skip is not None and i in skip:
+                yield Row(i, None, None, skipped=True)
+            else:
+                yield Row(i, None, data)
             i += 1
 
 
-def _parquet(path: Path) -> Iterator[Row]:
+def _parquet(path: Path, skip: Container[int] | None) -> Iterator[Row]:
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    return _arrow_batches(pq.ParquetFile(path).iter_batches(batch_size=4096))
+    try:
+        pf = pq.ParquetFile(path)
+    except (pa.ArrowException, OSError) as exc:
+        raise InputError(f"cannot read {path} as Parquet: {exc}") from None
+
+    def batches() -> Iterator[Any]:
+        try:
+            yield from pf.iter_batches(batch_size=4096)
+        except (pa.ArrowException, OSError) as exc:
+            raise InputError(f"cannot read {path} as Parquet: {exc}") from None
+
+    return _arrow_batches(batches(), skip)
 
 
-def _hf_disk(path: Path, split: str | None) -> Iterator[Row]:
+def _hf_disk(path: Path, split: str | None, skip: Container[int] | None) -> Iterator[Row]:
     import pyarrow as pa
 
     if (path / "dataset_dict.json").exists():
@@ -92,19 +121,25 @@ def _hf_disk(path: Path, split: str | None) -> Iterator[Row]:
                 reader = pa.ipc.open_stream(src)
                 yield from reader
 
-    return _arrow_batches(batches())
+    return _arrow_batches(batches(), skip)
 
 
-def read_rows(path: str | Path, split: str | None = None) -> Iterator[Row]:
-    """Rows of a JSONL file, a Parquet file, or a dataset directory saved by HF `datasets`."""
+def read_rows(path: str | Path, split: str | None = None,
+              skip: Container[int] | None = None) -> Iterator[Row]:
+    """Rows of a JSONL file, a Parquet file, or a dataset directory saved by HF `datasets`.
+
+    Rows whose id is in `skip` come back as `skipped` rows, without being parsed."""
     p = Path(path)
     if p.is_dir():
-        return _hf_disk(p, split)
-    if p.suffix == ".parquet":
-        return _parquet(p)
+        if not (p / "dataset_dict.json").exists() and not (p / "state.json").exists():
+            raise InputError(f"{p} is a directory but not a dataset saved by HF datasets "
+                             "(no state.json or dataset_dict.json)")
+        return _hf_disk(p, split, skip)
     if not p.exists():
         raise FileNotFoundError(f"no input file {p}")
-    return _jsonl(p)
+    if p.suffix == ".parquet":
+        return _parquet(p, skip)
+    return _jsonl(p, skip)
 
 
 def count_rows(path: str | Path) -> int | None:
@@ -113,52 +148,15 @@ def count_rows(path: str | Path) -> int | None:
     if p.is_dir():
         return None
     if p.suffix == ".parquet":
+        import pyarrow as pa
         import pyarrow.parquet as pq
 
-        return int(pq.ParquetFile(p).metadata.num_rows)
+        try:
+            return int(pq.ParquetFile(p).metadata.num_rows)
+        except (pa.ArrowException, OSError) as exc:
+            raise InputError(f"cannot read {p} as Parquet: {exc}") from None
     n = 0
     with p.open("rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             n += block.count(b"\n")
     return n
-
-
-class ResumableWriter:
-    """Appends JSONL rows, each carrying its input row id in `_row`.
-
-    On open, a partly written last line (from a killed run) is cut off and the ids already
-    written are collected, so the caller skips them: every row ends up exactly once.
-    """
-
-    ID = "_row"
-
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self.done: set[int] = set()
-        if self.path.exists():
-            self._recover()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-
-    def _recover(self) -> None:
-        data = self.path.read_bytes()
-        end = data.rfind(b"\n") + 1
-        if end < len(data):
-            with self.path.open("r+b") as f:
-                f.truncate(end)
-        for raw in data[:end].splitlines():
-            if raw.strip():
-                self.done.add(int(json.loads(raw)[self.ID]))
-
-    def write(self, rows: list[dict[str, Any]]) -> None:
-        """Write rows in one call and make them durable before returning."""
-        if not rows:
-            return
-        buf = memoryview(b"".join(dump_json_line(r) for r in rows))
-        while buf:
-            buf = buf[os.write(self._fd, buf):]
-        os.fsync(self._fd)
-        self.done.update(int(r[self.ID]) for r in rows)
-
-    def close(self) -> None:
-        os.close(self._fd)
