@@ -17,8 +17,12 @@ parse caches are cleared before timing.
 Every disagreement is written, classified against the expected verdict, to
 `benchmarks/math_disagreements.md`.
 
+`--probes` runs both verifiers on the reward-hacking probes of `rewardlab.rewards._math_probes`
+(answers a policy could write instead of solving the problem) and counts how many fool each.
+
     python -m benchmarks.bench_math            # full run (about 6,000 pairs)
     python -m benchmarks.bench_math --quick    # small smoke run
+    python -m benchmarks.bench_math --probes   # the reward-hacking probes through both verifiers
 """
 
 from __future__ import annotations
@@ -390,6 +394,104 @@ def run_theirs(pairs: list[Pair]) -> tuple[list[bool], list[tuple[str, str]], fl
     return verdicts, parsed, time.perf_counter() - t0
 
 
+# -- reward-hacking probes ----------------------------------------------------------------------
+
+
+@dataclass
+class ProbeResult:
+    verifier: str
+    probes: int
+    fooled: list[str]  # ids of the probes judged equal to some gold
+    pairs: int
+    paid: int  # (probe, gold, form) pairs judged equal
+    not_ok: int  # pairs that scored error/abstain instead of a plain 0 (ours only)
+    seconds: float
+
+
+def _probe_cases() -> list[tuple[str, str, str, str]]:
+    """(probe id, gold, form, text): each probe against each gold, as a boxed full response
+    and as a bare answer; plus the several-boxes responses against the golds they list."""
+    from rewardlab.rewards._math_probes import GOLDS, PROBES, SEVERAL_BOXES
+
+    cases = []
+    for name, answer in PROBES:
+        for gold in GOLDS:
+            cases.append((name, gold, "response", f"The final answer is $\\boxed{{{answer}}}$."))
+            cases.append((name, gold, "answer", answer))
+    for k, response in enumerate(SEVERAL_BOXES):
+        for gold in ("41", "42", "43"):
+            cases.append((f"several_boxes_{k}", gold, "response", response))
+    return cases
+
+
+def run_probe_ours(cases: list[tuple[str, str, str, str]]) -> ProbeResult:
+    from rewardlab.core.types import Sample
+    from rewardlab.rewards.math import math_answer, verify
+
+    t0 = time.perf_counter()
+    resp = [c for c in cases if c[2] == "response"]
+    scores = math_answer().score_local([Sample(response=c[3], reference=c[1]) for c in resp])
+    fooled: set[str] = set()
+    paid = not_ok = 0
+    for c, sc in zip(resp, scores, strict=True):
+        if sc.status.value != "ok":
+            not_ok += 1
+        elif sc.value == 1.0:
+            paid += 1
+            fooled.add(c[0])
+    for c in cases:
+        if c[2] != "answer":
+            continue
+        v = verify(gold=c[1], prediction=c[3])
+        if v.equal is None:
+            not_ok += 1
+        elif v.equal:
+            paid += 1
+            fooled.add(c[0])
+    return ProbeResult("rewardlab", len({c[0] for c in cases}), sorted(fooled), len(cases), paid,
+                       not_ok, time.perf_counter() - t0)
+
+
+def run_probe_theirs(cases: list[tuple[str, str, str, str]]) -> ProbeResult:
+    from math_verify import parse, verify
+
+    t0 = time.perf_counter()
+    golds: dict[str, Any] = {}
+    fooled: set[str] = set()
+    paid = 0
+    for name, gold, form, text in cases:
+        g = golds.get(gold)
+        if g is None:
+            g = golds[gold] = parse(f"${gold}$")
+        pred = parse(text if form == "response" else f"${text}$")
+        if verify(g, pred):
+            paid += 1
+            fooled.add(name)
+    return ProbeResult("Math-Verify", len({c[0] for c in cases}), sorted(fooled), len(cases), paid,
+                       0, time.perf_counter() - t0)
+
+
+def probe_report() -> str:
+    """Both verifiers on the reward-hacking probes: how many probes fool each."""
+    cases = _probe_cases()
+    ours = run_probe_ours(cases)
+    theirs = run_probe_theirs(cases)
+    lines = [
+        f"Reward-hacking probes: {ours.probes} probes (answers that are not answers), each against "
+        f"the golds as a boxed response and as a bare answer: {ours.pairs} pairs.",
+        "",
+        "| verifier | probes that fool it | pairs judged equal | pairs not scored ok | seconds |",
+        "|---|---|---|---|---|",
+    ]
+    for r in (ours, theirs):
+        not_ok = str(r.not_ok) if r.verifier == "rewardlab" else "n/a"
+        lines.append(f"| {r.verifier} | {len(r.fooled)} / {r.probes} | {r.paid} / {r.pairs} | {not_ok} | "
+                     f"{r.seconds:.1f} |")
+    lines += ["", f"- probes that fool Math-Verify: {', '.join(theirs.fooled) or 'none'}",
+              f"- probes that fool rewardlab: {', '.join(ours.fooled) or 'none'}"]
+    return "\n".join(lines)
+
+
 # -- report -----------------------------------------------------------------------------------
 
 
@@ -472,6 +574,8 @@ def _pin_one_core() -> int | None:
 def main(argv: list[str] | None = None) -> str:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small smoke run (40 rows per set)")
+    ap.add_argument("--probes", action="store_true",
+                    help="run only the reward-hacking probes through both verifiers")
     ap.add_argument("--out", type=Path, default=None,
                     help=f"where to write the disagreements (default: {OUT.name}; a temporary "
                          f"file with --quick)")
@@ -480,6 +584,10 @@ def main(argv: list[str] | None = None) -> str:
         args.out = Path(tempfile.gettempdir()) / "math_disagreements.quick.md" if args.quick \
             else OUT
     core = _pin_one_core()  # before any worker starts: the workers inherit it
+    if args.probes:
+        text = probe_report()
+        print(text)
+        return text
     pairs = build_pairs(limit=40 if args.quick else None)
     scores, ours_s, engine_s = run_ours(pairs)
     theirs, parsed, theirs_s = run_theirs(pairs)

@@ -49,7 +49,9 @@ EXTRACTION_CASES = [
     (r"first \boxed{1} then \fbox{7}", "7", "boxed"),
     (r"\boxed 5 is it", "5", "boxed"),
     (r"$x=\boxed{2}$ and $y=\boxed{3}$", "2, 3", "boxed"),
-    (r"$\boxed{15\frac{39}{40}}$, or $\boxed{\frac{639}{40}}$", r"\frac{639}{40}", "boxed"),
+    (r"$\boxed{15\frac{39}{40}}$, or $\boxed{\frac{639}{40}}$", r"15\frac{39}{40}, \frac{639}{40}", "boxed"),
+    (r"\boxed{\boxed{12}}", "12", "boxed"),  # nested boxes: the innermost
+    (r"\boxed{(2,2)} \quad \text{and} \quad \boxed{(6,2)}", "(2,2), (6,2)", "boxed"),
     ("Janet makes 9 * 2 = 18.\n#### 18", "18", "gsm8k"),
     ("The answer is 42.", "42", "answer_is"),
     ("**Final Answer:** $3.5$ meters", "3.5", "answer_is"),
@@ -195,9 +197,10 @@ def test_reward_scores_details_and_abstains():
                              "path": "fast"}
     wrong = score("The answer is 19.", "Total: 9 + 9 = 18\n#### 18")
     assert wrong.value == 0.0 and wrong.details["gold"] == "18"
-    none = score("I cannot solve this.", "18")
-    assert none.status is Status.abstain and "no answer" in none.reason
-    assert score("I cannot solve this.", "18", no_answer="wrong").value == 0.0
+    none = score("I cannot solve this.", "18")  # in RL, not answering is wrong (not skipped)
+    assert none.value == 0.0 and none.reason == "no answer found"
+    kept_out = score("I cannot solve this.", "18", no_answer="abstain")
+    assert kept_out.status is Status.abstain and kept_out.reason == "no answer found"
     assert score("42", None).status is Status.abstain
     assert score("42", {"answer": 42}).status is Status.error
     assert score(r"\boxed{(x+1)^2}", "x^2+2x+1").details["path"] == "symbolic"
@@ -205,9 +208,12 @@ def test_reward_scores_details_and_abstains():
 
 def test_on_abstain_policy_through_a_spec():
     samples = [Sample(response="no idea", reference="3"), Sample(response="3", reference="3")]
-    strict = rewardlab.score(samples, {"reward": {"reward": "math_answer"}})
+    default = rewardlab.score(samples, {"reward": {"reward": "math_answer"}})
+    assert [s.value for s in default] == [0.0, 1.0]
+    abstaining = {"reward": "math_answer", "params": {"no_answer": "abstain"}}
+    strict = rewardlab.score(samples, {"reward": abstaining})
     assert [s.status for s in strict] == [Status.abstain, Status.ok]
-    spec = {"reward": {"sum": [{"reward": "math_answer"}]}, "on_abstain": 0.0}
+    spec = {"reward": {"sum": [abstaining]}, "on_abstain": 0.0}
     lenient = rewardlab.score(samples, spec)
     assert [s.value for s in lenient] == [0.0, 1.0]
 
@@ -264,20 +270,38 @@ def test_gsm8k_gold_matches_and_off_by_one_does_not(shared_data):
 
 
 def test_pathological_inputs_fail_closed_quickly():
-    huge_power = score(r"\boxed{10^{10^{10}}+1}", r"10^{10^{10}}")
-    assert huge_power.status is Status.error and "too large" in huge_power.reason
+    # a limit the response hits is the response's failure: 0 with the limit as the reason
+    huge_power = score(r"\boxed{10^{10^{10}}+1}", "42")
+    assert huge_power.value == 0.0 and "too large" in huge_power.reason
     assert score(r"\boxed{10^{10^{10}}}", r"10^{10^{10}}").value == 1.0  # same text: fast
     deep = score(r"\boxed{" + "{" * 3000 + "1" + "}" * 3000 + "}", "1")
-    assert deep.status is Status.error and "limit" in deep.reason
+    assert deep.value == 0.0 and "limit" in deep.reason
     nested = score(r"\boxed{" + r"\sqrt{" * 200 + "2" + "}" * 200 + "}", "2")
-    assert nested.status is Status.error and "nested" in nested.reason
+    assert nested.value == 0.0 and "nested" in nested.reason
     digits = score("9" * 1_000_000, "18")  # the last number is 20,000 digits long
-    assert digits.status is Status.error and "longer than" in digits.reason
+    assert digits.value == 0.0 and "longer than" in digits.reason
+    items = score(r"\boxed{" + ", ".join(str(i) for i in range(100)) + "}", "1, 2")
+    assert items.value == 0.0 and "elements" in items.reason
     prose = score("so on and so forth " * 60_000 + "The answer is 18.", "18")
     assert prose.value == 1.0
     long_box = score(r"\boxed{" + "1+" * 500_000 + "1}", "18")  # longer than a box may be
     assert long_box.details["extractor"] == "last_number" and long_box.value == 0.0
-    assert verify(gold="(" * 5000 + "1" + ")" * 5000, prediction="1").equal is None
+    assert verify(gold="1", prediction="(" * 5000 + "1" + ")" * 5000).equal is False
+
+
+def test_a_reference_past_a_limit_or_unparseable_is_a_data_problem():
+    # the gold alone meets the limit: not the response's fault, so the sample abstains
+    ref = score(r"\boxed{10^{10^{10}}+1}", r"10^{10^{10}}")
+    assert ref.status is Status.abstain and ref.reason.startswith("bad reference")
+    assert "too large" in ref.reason
+    deep = verify(gold="(" * 5000 + "1" + ")" * 5000, prediction="1")
+    assert deep.equal is None and deep.bad_reference
+    broken = score(r"\boxed{3}", "1 + * 2")
+    assert broken.status is Status.abstain and "cannot parse the reference" in broken.reason
+    assert score(r"\boxed{1 + * 2}", "1 + * 2").value == 1.0  # the same text still matches
+    # one usable gold among unusable ones decides
+    assert verify(gold=["1 + * 2", "3"], prediction="3").equal is True
+    assert verify(gold=["1 + * 2", "3"], prediction="4").equal is False
 
 
 def test_symbolic_timeout_kills_the_worker_and_the_pool_keeps_serving():

@@ -16,14 +16,17 @@ Rules (symmetric in the two arguments):
 - sets, and bare comma-separated answers, are unordered; tuples are ordered; a tuple matches
   the same elements written without brackets; a 2-element tuple is also an interval;
 - inequalities in one variable are intervals (``x > 3`` is ``(3, oo)``);
-- a one-element set or list matches its element; text answers match case- and space-blind.
+- a one-element set or list matches its element; several answers (a list) match one gold
+  answer only when every one of them equals it, so listing candidates never pays;
+- no infinite, undefined (``0/0``, ``0^0``) or overflowing value equals anything but the same
+  text; text answers match case- and space-blind.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from fractions import Fraction
-from typing import Protocol
+from typing import Any, Protocol
 
 from rewardlab.rewards._math_parse import (
     MathLimit,
@@ -209,19 +212,31 @@ def _unwrap_single(node: Node) -> Node:
     return node
 
 
+def _values(eqn: Node) -> tuple[Node, ...] | None:
+    """The sides an equation states as the value of its named side: ``x = a = b`` states a and
+    b (a chain must be consistent: every stated value counts), ``a = x`` states a; None when
+    neither end is a lone variable."""
+    sides = eqn[1]
+    if sides[0][0] == "s":
+        return tuple(sides[1:])
+    if len(sides) == 2 and sides[1][0] == "s":
+        return (sides[0],)
+    return None
+
+
 def _equation(g: Node, p: Node, cmp: Comparator) -> Tri:
     if g[0] == "eq" and p[0] == "eq":
         gs, ps = g[1], p[1]
         if gs[0][0] == "s" and gs[0] == ps[0]:
-            return equal(gs[-1], ps[-1], cmp)
+            return ordered([gs[-1]] * (len(ps) - 1), ps[1:], cmp)
+        if len(ps) != 2:
+            return False
         return cmp.proportional(("+", (gs[0], ("neg", gs[-1]))), ("+", (ps[0], ("neg", ps[-1]))))
-    eqn, other = (g, p) if g[0] == "eq" else (p, g)
-    sides = eqn[1]
-    if sides[0][0] == "s":
-        return equal(sides[-1], other, cmp) if eqn is g else equal(other, sides[-1], cmp)
-    if len(sides) == 2 and sides[1][0] == "s":
-        return equal(sides[0], other, cmp) if eqn is g else equal(other, sides[0], cmp)
-    return False
+    if g[0] == "eq":
+        values = _values(g)
+        return False if values is None else equal(values[-1], p, cmp)
+    values = _values(p)
+    return False if values is None else ordered([g] * len(values), values, cmp)
 
 
 _FLIP = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "!=": "!="}
@@ -247,6 +262,9 @@ def equal(gold: Node, pred: Node, cmp: Comparator) -> Tri:
         return True
     gold, pred = _unwrap_single(gold), _unwrap_single(pred)
     tg, tp = gold[0], pred[0]
+    if tp == "list" and tg not in ("set", "list", "tuple", "matrix"):
+        # candidates against one answer: equal only when every candidate is (no hedging)
+        return ordered([gold] * len(pred[1]), pred[1], cmp)
     if tg == "text" or tp == "text":
         return tg == tp and gold[1] == pred[1]
     if tg == "eq" or tp == "eq":
@@ -286,3 +304,21 @@ def equal(gold: Node, pred: Node, cmp: Comparator) -> Tri:
     if tg == "interval" or tp == "interval":
         return False
     return scalar_equal(gold, pred, cmp)
+
+
+def scalars(node: Node) -> Iterator[Node]:
+    """The scalar subtrees of an answer (the elements of its structures; none for text)."""
+    tag = node[0]
+    if tag == "text":
+        return
+    if tag not in STRUCTURES:
+        yield node
+        return
+    stack: list[Any] = list(node[1:])
+    while stack:
+        x = stack.pop()
+        if isinstance(x, tuple) and x:
+            if isinstance(x[0], str):
+                yield from scalars(x)
+            else:
+                stack.extend(x)

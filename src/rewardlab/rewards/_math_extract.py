@@ -4,9 +4,11 @@ Extractors, tried in the order the caller gives (the first that finds something 
 
 - ``answer_tag``: the last ``<answer>...</answer>`` block (a ``\\boxed{}`` or "the answer is"
   inside it is taken in turn);
-- ``boxed``: the last ``\\boxed{...}`` / ``\\fbox{...}`` (nested braces; ``\\boxed 5`` too);
-  boxes separated only by commas or "and" are joined into one answer (``\\boxed{2}, \\boxed{3}``),
-  boxes separated by "or" are alternatives (the last is taken);
+- ``boxed``: the last ``\\boxed{...}`` / ``\\fbox{...}`` (nested braces; ``\\boxed 5`` too; of
+  nested boxes the innermost);
+  boxes separated only by commas, spacing, "and" or "or" are joined into one answer
+  (``\\boxed{2}, \\boxed{3}``; boxes given as alternatives match a single gold answer only
+  when every one of them equals it);
 - ``gsm8k``: the rest of the line after the last ``####``;
 - ``answer_is``: after the last "answer is" / "answer:" (also "final answer is"), up to the
   end of the sentence;
@@ -54,8 +56,8 @@ def _box_at(text: str, start: int) -> tuple[str, int] | None:
     return (text[i + 1: j], j + 1) if j >= 0 else None
 
 
-_JOINER = re.compile(r"^[\s$,;]*(?:(?:and|&|\\text\{\s*(?:and|,)\s*\}|\\quad)[\s$,]*)?"
-                     r"(?:[a-zA-Z]\s*=\s*)?$")
+_JOINER = re.compile(r"^[\s$,;]*(?:(?:and|or|&|\\text\{\s*(?:and|or|,)\s*\}|\\q?quad|\\[()\[\]])"
+                     r"[\s$,;]*)*(?:[a-zA-Z]\s*=\s*)?$")
 
 
 def _last_box_start(text: str, before: int) -> int:
@@ -64,10 +66,15 @@ def _last_box_start(text: str, before: int) -> int:
     return max(a, b)
 
 
-def extract_boxed(text: str) -> str | None:
-    """The last box's content (adjacent boxes joined by ", ")."""
+_OR = re.compile(r"(?<![a-zA-Z])or(?![a-zA-Z])")
+
+
+def boxed_parts(text: str) -> tuple[list[str], bool]:
+    """The contents of the last run of adjacent boxes, in order, and whether any two of them
+    are separated by "or" (alternatives rather than parts of one answer)."""
     pos = len(text)
     found: list[str] = []
+    alternatives = False
     nxt_start = -1
     for _ in range(50):
         start = _last_box_start(text, pos)
@@ -80,15 +87,25 @@ def extract_boxed(text: str) -> str | None:
                 break
             continue
         content, end = box
-        if found and not _JOINER.match(text[end:nxt_start]):
-            break
+        if found and end > nxt_start:  # a box around the one found: the innermost answers
+            nxt_start = start
+            continue
+        if found:
+            between = text[end:nxt_start]
+            if not _JOINER.match(between):
+                break
+            alternatives = alternatives or bool(_OR.search(between))
         found.append(content.strip())
         nxt_start = start
         if len(found) >= 10:
             break
-    if not found:
-        return None
-    return ", ".join(reversed(found))
+    return list(reversed(found)), alternatives
+
+
+def extract_boxed(text: str) -> str | None:
+    """The last box's content (adjacent boxes joined by ", ")."""
+    found, _ = boxed_parts(text)
+    return ", ".join(found) if found else None
 
 
 def extract_answer_tag(text: str) -> str | None:
@@ -250,9 +267,11 @@ def gold_answers(reference: Any) -> list[str]:
             if found:
                 return [found]
         if r"\boxed" in reference or r"\fbox" in reference:
-            boxed = extract_boxed(reference)
-            if boxed:
-                return [boxed]
+            parts, alternatives = boxed_parts(reference)
+            if parts and alternatives:  # a solution giving its answer in several forms
+                return parts
+            if parts:
+                return [", ".join(parts)]
         if not reference.strip():
             raise ValueError("empty reference")
         return [reference.strip()]

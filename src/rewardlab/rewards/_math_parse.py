@@ -162,7 +162,7 @@ def _handle_text(s: str) -> str:
             word = chunk.strip().lower()
             if word in {"and", "or", ",", "and,"}:
                 out.append(",")
-            elif re.fullmatch(r"[a-zA-Z0-9 .\-]*", chunk) and chunk.strip():
+            elif re.fullmatch(r"[a-zA-Z .\-]*", chunk) and chunk.strip():
                 drop_power = True  # a unit: drop it, and an exponent right after it
             elif chunk.strip():
                 out.append(chunk)
@@ -967,7 +967,7 @@ def _pow(base: Fraction, exp: Fraction) -> Fraction | None:
         return _pow(r, Fraction(exp.numerator))
     e = exp.numerator
     if base == 0:
-        return None if e < 0 else (Fraction(1) if e == 0 else Fraction(0))
+        return None if e <= 0 else Fraction(0)  # 0^0 is undefined here, not 1
     if base in (1, -1):
         return base ** (e % 2) if base == -1 else Fraction(1)
     size = max(base.numerator.bit_length(), base.denominator.bit_length())
@@ -1093,7 +1093,9 @@ def approx(node: Node, env: dict[str, float]) -> tuple[complex, float]:
         if abs(b) > 1e4:
             raise OverflowError("exponent too large")
         if a == 0:
-            r = complex(0) if b.real > 0 else complex(1) if b == 0 else complex(math.inf)
+            if b.real <= 0:
+                raise ZeroDivisionError("0 to a power that is not positive")
+            r = complex(0)
         elif b.imag == 0 and b.real == int(b.real) and a.imag == 0:
             r = complex(a.real ** int(b.real))
         elif b.imag == 0 and a.imag == 0 and a.real < 0 and _odd_root(node[2]):

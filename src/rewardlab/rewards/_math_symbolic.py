@@ -17,15 +17,16 @@ from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
 from rewardlab.core.reward import reward
-from rewardlab.core.types import Sample, Score
-from rewardlab.rewards._math_compare import FastComparator, Tri, equal
-from rewardlab.rewards._math_parse import MathLimit, Node, normalize, parse_answer
+from rewardlab.core.types import Sample, Score, Status
+from rewardlab.rewards._math_compare import FastComparator, Tri, equal, scalars
+from rewardlab.rewards._math_parse import MathLimit, MathParseError, Node, normalize, parse_answer
 
 if TYPE_CHECKING:
     from rewardlab.runtime.pool import ProcessPool
 
 _BIG_EXPONENT = 10_000
 _BIG_BITS = 200_000
+_BIG_ROOT_BITS = 128
 
 
 def to_sympy(node: Node) -> Any:
@@ -55,15 +56,22 @@ def to_sympy(node: Node) -> Any:
         return sp.Abs(to_sympy(node[1]))
     if tag == "^":
         base, exp = to_sympy(node[1]), to_sympy(node[2])
+        if base == 0 and exp.is_number and exp.is_nonpositive is not False:
+            return sp.nan  # 0^0 and 0^-1 are undefined: never equal to anything
         if exp.is_number and (_huge_power(base, exp) if base.is_number
                               else exp.is_real and abs(exp.evalf(15)) > _BIG_EXPONENT):
             raise MathLimit("power too large to evaluate")
         return sp.Pow(base, exp)
     if tag == "sqrt":
         x = to_sympy(node[1])
+        n = sp.Integer(2) if node[2] is None else to_sympy(node[2])
+        if x.is_Rational and max(int(x.p).bit_length(), int(x.q).bit_length()) > _BIG_ROOT_BITS \
+                and n.is_Integer and int(n) > 0:
+            # sympy would look for factors of a big radicand (seconds); the fast path already
+            # took exact roots, so keep the root unevaluated (evalf still values it exactly)
+            return sp.Pow(x, sp.Rational(1, int(n)), evaluate=False)
         if node[2] is None:
             return sp.sqrt(x)
-        n = to_sympy(node[2])
         if n.is_Integer and int(n) % 2 == 1 and x.is_number and x.is_negative:
             return sp.real_root(x, n)
         return sp.root(x, n)
@@ -116,54 +124,98 @@ def _rational_tree(expr: Any) -> bool:
     return False
 
 
-def _finite_number(v: Any) -> bool:
+_NON_FINITE_PRECISION = 40
+
+
+def _mp_value(v: Any) -> Any:
+    """An evaluated sympy number as an mpmath complex (arbitrary exponent range, so values
+    far beyond the float range stay exact in magnitude), or None when it is not a finite
+    number (infinity, nan, an unevaluated expression)."""
+    import mpmath
     import sympy as sp
 
-    return bool(v.is_number and v.is_finite is not False and not v.has(sp.nan, sp.zoo))
+    if not v.is_number or v.has(sp.oo, -sp.oo, sp.zoo, sp.nan):
+        return None
+    parts = []
+    for part in v.as_real_imag():
+        if not part.is_Number or part.is_finite is not True:
+            return None
+        parts.append(mpmath.mpf(sp.Float(part, _NON_FINITE_PRECISION)._mpf_))
+    value = mpmath.mpc(*parts)
+    return value if mpmath.isfinite(value) else None
+
+
+def _close(va: Any, vb: Any, relative: float) -> bool:
+    """Whether two mpmath values differ by at most `relative` times the larger magnitude
+    (never for a zero scale unless both are exactly zero)."""
+    import mpmath
+
+    with mpmath.workdps(_NON_FINITE_PRECISION):
+        diff = abs(va - vb)
+        scale = max(abs(va), abs(vb))
+        return bool(diff == 0 or diff <= relative * scale)
+
+
+def _is_nonfinite(expr: Any) -> bool:
+    import sympy as sp
+
+    return bool(expr.has(sp.oo, -sp.oo, sp.zoo, sp.nan))
 
 
 def sympy_equal(a: Any, b: Any, tolerance: float) -> bool:
     """Equality of two sympy expressions: exact for rationals, relative `tolerance` for other
-    numbers, identity testing at several rational points (then `simplify`) with symbols."""
+    numbers, identity testing at several rational points (then `simplify`) with symbols.
+
+    Numbers are compared in mpmath at 40 digits with an unbounded exponent, so a value beyond
+    the float range is compared by its real magnitude; an infinite, undefined (nan) or
+    unevaluable value is never equal to anything. When the two sides do not have the same
+    free symbols, only a symbolic proof (``simplify(a - b) == 0``) makes them equal."""
     import sympy as sp
 
+    if _is_nonfinite(a) or _is_nonfinite(b):
+        return False
     if a == b:
         return True
-    if a.has(sp.oo, -sp.oo, sp.zoo, sp.nan) or b.has(sp.oo, -sp.oo, sp.zoo, sp.nan):
-        return False
     names = sorted(a.free_symbols | b.free_symbols, key=str)
     if not names:
         if a.is_Rational and b.is_Rational:
             return False
         rational = _rational_tree(a) and _rational_tree(b)
-        va, vb = a.evalf(40), b.evalf(40)
-        if not (_finite_number(va) and _finite_number(vb)):
-            return bool(sp.simplify(a - b) == 0)
-        diff = abs(complex(va - vb)) if (va - vb).is_number else float("inf")
-        scale = max(abs(complex(va)), abs(complex(vb)))
-        if diff <= 1e-30 * max(scale, 1e-30):
+        va, vb = _mp_value(a.evalf(_NON_FINITE_PRECISION)), _mp_value(b.evalf(_NON_FINITE_PRECISION))
+        if va is None or vb is None:
+            return _proved_zero(a - b)
+        if _close(va, vb, 1e-30):
             if rational:  # equal to 30 digits, but exact values need exact equality
                 raise MathLimit("numbers too large to compare exactly")
             return True
-        return not rational and diff <= tolerance * scale
+        return not rational and _close(va, vb, tolerance)
+    if a.free_symbols != b.free_symbols:
+        return _proved_zero(a - b)
     checked = 0
     for k in range(4):
         env = {s: sp.Rational(37 + 29 * ((i * 7 + k * 3) % 11) + k, 23 + 2 * i)
                for i, s in enumerate(names)}
         try:
-            va = a.evalf(30, subs=env)
-            vb = b.evalf(30, subs=env)
+            va = _mp_value(a.evalf(30, subs=env))
+            vb = _mp_value(b.evalf(30, subs=env))
         except (ZeroDivisionError, ValueError, TypeError):
             continue
-        if not (_finite_number(va) and _finite_number(vb)):
+        if va is None or vb is None:
             continue
-        scale = max(abs(complex(va)), abs(complex(vb)), 1e-30)
-        if abs(complex(va) - complex(vb)) > 1e-12 * scale:
+        if not _close(va, vb, 1e-12):
             return False
         checked += 1
     if checked >= 2:
         return True
-    return bool(sp.simplify(a - b) == 0)
+    return _proved_zero(a - b)
+
+
+def _proved_zero(diff: Any) -> bool:
+    """Whether sympy simplifies `diff` to exactly zero."""
+    import sympy as sp
+
+    simplified = sp.simplify(diff)
+    return bool(simplified == 0)
 
 
 class SymbolicComparator(FastComparator):
@@ -182,6 +234,8 @@ class SymbolicComparator(FastComparator):
         if fast is not None:
             return fast
         a, b = to_sympy(gold), to_sympy(pred)
+        if _is_nonfinite(a) or _is_nonfinite(b):
+            return False
         if b == 0:
             return bool(a == 0)
         ratio = sp.simplify(a / b)
@@ -203,11 +257,27 @@ def symbolic_verdict(gold: str, pred: str, tolerance: float) -> bool:
 def symbolic_pair(reference: Any, response: str, *, tolerance: float = 1e-9) -> Score:
     """1 if the gold answer (reference) and the predicted answer (response) are equivalent by
     the symbolic check, else 0 (higher is better)."""
+    gold = str(reference)
     try:
-        ok = symbolic_verdict(str(reference), response, tolerance)
+        ok = symbolic_verdict(gold, response, tolerance)
     except MathLimit as exc:
-        return Score.error(f"limit: {exc}")
+        ref = reference_limit_symbolic(gold)
+        if ref is not None:
+            return Score.error(f"bad reference: the reference answer exceeds a limit: {ref}")
+        return Score.of(0.0, reason=f"limit: {exc}", details={"path": "symbolic"})
     return Score.of(float(ok), details={"path": "symbolic"})
+
+
+def reference_limit_symbolic(gold: str) -> str | None:
+    """Why the gold answer alone exceeds a limit of the symbolic path, or None."""
+    try:
+        for scalar in scalars(parse_answer(normalize(gold))):
+            to_sympy(scalar)
+    except MathLimit as exc:
+        return str(exc)
+    except (MathParseError, ValueError, TypeError, AttributeError):
+        return None
+    return None
 
 
 # -- the pool ---------------------------------------------------------------------------------
@@ -264,4 +334,26 @@ def run_symbolic(pairs: Sequence[tuple[str, str]], *, tolerance: float, timeout:
     samples = [Sample(reference=g, response=p) for g, p in pairs]
     if not isolate or multiprocessing.current_process().daemon:
         return configured.score_local(samples)
-    return _get_pool().map(configured, samples, timeout)
+    scores = _get_pool().map(configured, samples, timeout)
+    return [_attribute(configured, sample, score, timeout) if _lost(score) else score
+            for sample, score in zip(samples, scores, strict=True)]
+
+
+def _lost(score: Score) -> bool:
+    return score.status is Status.error and (score.reason or "").startswith(("timeout", "crash"))
+
+
+def _attribute(configured: Any, sample: Sample, lost: Score, timeout: float) -> Score:
+    """A pair that timed out or crashed, tried once more on one worker right after the same
+    gold against ``0`` (which warms the worker up: sympy imported, caches filled). If the
+    warm-up passes within the time limit and the pair fails again, the answer itself exceeded
+    the limits (time, memory): not equal, with the reason. If the warm-up fails too, nothing
+    can be said about the answer and the error stands."""
+    warm = Sample(reference=sample.reference, response="0")
+    first, again = _get_pool().run(configured, [warm, sample], timeout)
+    if not first.ok:
+        return lost
+    if _lost(again):
+        return Score.of(0.0, reason=f"limit: {again.reason}, also on a warm worker right after a check "
+                                    f"of the same reference passed", details={"path": "symbolic"})
+    return again

@@ -27,7 +27,7 @@ from typing import Any, Literal
 
 from rewardlab.core.reward import reward
 from rewardlab.core.types import Sample, Score, Status
-from rewardlab.rewards._math_compare import FastComparator, Tri, equal
+from rewardlab.rewards._math_compare import FastComparator, Tri, equal, scalars
 from rewardlab.rewards._math_extract import (
     DEFAULT_ORDER,
     EXTRACTORS,
@@ -41,6 +41,7 @@ from rewardlab.rewards._math_parse import (
     MathParseError,
     Node,
     answer_key,
+    exact,
     normalize,
     parse_answer,
     plain_number,
@@ -48,7 +49,7 @@ from rewardlab.rewards._math_parse import (
 from rewardlab.rewards._math_symbolic import close_pool, run_symbolic, set_workers
 
 __all__ = [
-    "DEFAULT_ORDER", "EXTRACTORS", "Extraction", "Verdict", "close_symbolic_pool",
+    "BAD_REFERENCE", "DEFAULT_ORDER", "EXTRACTORS", "NO_ANSWER", "Extraction", "Verdict", "close_symbolic_pool",
     "extract_answer", "math_answer", "set_symbolic_workers", "verify",
 ]
 
@@ -60,13 +61,23 @@ _DETAIL_CHARS = 300
 class Verdict:
     """The outcome of comparing two answers.
 
-    `equal` is None when no decision could be made (then `reason` says why: a limit was
-    exceeded, or the symbolic check timed out or failed). `path` is the path that decided.
+    `equal` is None when no decision could be made (then `reason` says why: the reference
+    cannot be used, or the symbolic check timed out or failed). `equal` is False with a
+    `reason` when the prediction itself exceeds a limit (size, nesting, list length, a power
+    too large): that is the prediction's failure. `path` is the path that decided.
     """
 
     equal: bool | None
     path: Path
     reason: str | None = None
+
+    @property
+    def bad_reference(self) -> bool:
+        """Whether the comparison failed because of the reference (a data problem)."""
+        return self.equal is None and (self.reason or "").startswith(BAD_REFERENCE)
+
+
+BAD_REFERENCE = "bad reference: "
 
 
 def extract_answer(text: str, *, extract_order: Sequence[str] = DEFAULT_ORDER,
@@ -88,9 +99,35 @@ def _structure(normalized: str) -> Node:
         return ("text", key)
 
 
+def reference_limit(gold: str) -> str | None:
+    """Why the gold answer alone exceeds a limit of the fast path (length, nesting, list
+    length, number size), or None."""
+    try:
+        for scalar in scalars(parse_answer(normalize(gold))):
+            exact(scalar)
+    except MathLimit as exc:
+        return str(exc)
+    except RecursionError:
+        return "answer nested too deeply"
+    except MathParseError:
+        return None
+    return None
+
+
+def _limit(gold: str, why: str) -> tuple[Tri, str]:
+    """A limit met while comparing: the reference's problem when the gold alone meets one,
+    else the prediction's failure (not equal, with the reason)."""
+    ref = reference_limit(gold)
+    if ref is not None:
+        return None, f"{BAD_REFERENCE}the reference answer exceeds a limit: {ref}"
+    return False, f"limit: {why}"
+
+
 def fast_check(gold: str, prediction: str, tolerance: float) -> tuple[Tri, str | None]:
     """The fast path on two answer strings: (True/False, None) when settled, (None, None)
-    when the symbolic path is needed, (None, reason) when a limit makes the pair undecidable."""
+    when the symbolic path is needed, (False, reason) when the prediction exceeds a limit,
+    (None, reason) when the reference cannot be used (the reason starts with
+    `BAD_REFERENCE`)."""
     try:
         ng = normalize(gold)
         np_ = normalize(prediction)
@@ -101,17 +138,38 @@ def fast_check(gold: str, prediction: str, tolerance: float) -> tuple[Tri, str |
             b = plain_number(np_)
             if b is not None:
                 return a == b, None
-        return equal(_structure(ng), _structure(np_), FastComparator(tolerance)), None
+        try:
+            g = parse_answer(ng)
+        except MathParseError as exc:
+            return None, f"{BAD_REFERENCE}cannot parse the reference answer: {exc}"
+        return equal(g, _structure(np_), FastComparator(tolerance)), None
     except MathLimit as exc:
-        return None, f"limit: {exc}"
+        return _limit(gold, str(exc))
     except RecursionError:
-        return None, "limit: answer nested too deeply"
+        return _limit(gold, "answer nested too deeply")
 
 
 def _from_symbolic(score: Score) -> Verdict:
     if score.status is Status.ok:
-        return Verdict(bool(score.value), "symbolic")
+        return Verdict(bool(score.value), "symbolic", score.reason)
     return Verdict(None, "symbolic", score.reason)
+
+
+def combine(verdicts: Sequence[Verdict]) -> Verdict:
+    """One verdict from the verdicts against each acceptable gold answer: equal to any;
+    else undecided if a check failed for a reason other than the reference; else not equal
+    (with the prediction's limit reason, if any); else (every gold unusable) the reference's
+    problem."""
+    for v in verdicts:
+        if v.equal:
+            return v
+    failed = [v for v in verdicts if v.equal is None and not v.bad_reference]
+    if failed:
+        return failed[0]
+    wrong = [v for v in verdicts if v.equal is False]
+    if wrong:
+        return next((v for v in wrong if v.reason), wrong[0])
+    return verdicts[0]
 
 
 def verify(*, gold: Any, prediction: str | float | Fraction, tolerance: float = 1e-9, timeout: float = 5.0,
@@ -120,9 +178,11 @@ def verify(*, gold: Any, prediction: str | float | Fraction, tolerance: float = 
     `gold` (an answer string, a number, a GSM8K solution with ``####``, a solution with a
     ``\boxed{}`` answer, or a list of acceptable answers).
 
-    Exact values compare exactly; other numbers within relative `tolerance`. Pairs the fast
-    path cannot settle go to sympy in a worker process limited to `timeout` seconds (in this
-    process when `isolate` is false).
+    Exact values compare exactly; other numbers within relative `tolerance`; no infinite,
+    undefined or unevaluable value equals anything. Pairs the fast path cannot settle go to
+    sympy in a worker process limited to `timeout` seconds (in this process when `isolate`
+    is false). A prediction past a limit is not equal (with the reason); a gold that cannot
+    be parsed or is past a limit leaves the verdict undecided (`bad_reference`).
     """
     golds = gold_answers(gold)
     if not isinstance(prediction, str):
@@ -130,29 +190,18 @@ def verify(*, gold: Any, prediction: str | float | Fraction, tolerance: float = 
             raise TypeError(f"prediction must be a string or a number, not {prediction!r}")
         prediction = gold_answers(prediction)[0]
     pending: list[str] = []
-    reasons: list[str] = []
+    verdicts: list[Verdict] = []
     for g in golds:
         result, reason = fast_check(g, prediction, tolerance)
         if result is True:
             return Verdict(True, "fast")
-        if result is None:
-            if reason is None:
-                pending.append(g)
-            else:
-                reasons.append(reason)
-    if not pending:
-        if reasons:
-            return Verdict(None, "fast", reasons[0])
-        return Verdict(False, "fast")
+        if result is None and reason is None:
+            pending.append(g)
+        else:
+            verdicts.append(Verdict(result, "fast", reason))
     scores = run_symbolic([(g, prediction) for g in pending], tolerance=tolerance,
                           timeout=timeout, isolate=isolate)
-    verdicts = [_from_symbolic(s) for s in scores]
-    if any(v.equal for v in verdicts):
-        return Verdict(True, "symbolic")
-    failed = [v.reason for v in verdicts if v.equal is None] + reasons
-    if failed:
-        return Verdict(None, "symbolic", failed[0])
-    return Verdict(False, "symbolic")
+    return combine(verdicts + [_from_symbolic(s) for s in scores])
 
 
 def set_symbolic_workers(workers: int | None) -> None:
@@ -171,15 +220,13 @@ class _Item:
 
     golds: list[str]
     found: Extraction
-    result: Tri = False
-    path: Path = "fast"
-    reason: str | None = None
+    verdicts: list[Verdict]
 
 
-def _details(item: _Item) -> dict[str, Any]:
+def _details(item: _Item, path: Path) -> dict[str, Any]:
     gold: Any = item.golds[0] if len(item.golds) == 1 else item.golds
     return {"extracted": item.found.answer[:_DETAIL_CHARS], "extractor": item.found.method,
-            "gold": gold, "path": item.path}
+            "gold": gold, "path": path}
 
 
 def _first_pass(sample: Sample, order: tuple[str, ...], no_answer: str, strip_think: bool,
@@ -196,38 +243,59 @@ def _first_pass(sample: Sample, order: tuple[str, ...], no_answer: str, strip_th
     if found is None:
         details = {"extracted": None, "gold": golds[0] if len(golds) == 1 else golds}
         if no_answer == "abstain":
-            return Score.abstain("no answer found in the response", details=details)
-        return Score.of(0.0, details=details)
-    item = _Item(golds, found)
+            return Score.abstain(NO_ANSWER, details=details)
+        return Score.of(0.0, reason=NO_ANSWER, details=details)
+    item = _Item(golds, found, [])
     open_golds: list[str] = []
     for g in golds:
         result, reason = fast_check(g, found.answer, tolerance)
         if result is True:
-            item.result, item.reason = True, None
+            item.verdicts = [Verdict(True, "fast")]
             return item, []
-        if result is None:
-            if reason is None:
-                open_golds.append(g)
-            elif item.reason is None:
-                item.result, item.reason = None, reason
+        if result is None and reason is None:
+            open_golds.append(g)
+        else:
+            item.verdicts.append(Verdict(result, "fast", reason))
     return item, open_golds
 
 
-@reward(range=(0, 1), kind="inline", batched=True, version="1")
+NO_ANSWER = "no answer found"
+
+
+def _final(item: _Item) -> Score:
+    verdict = combine(item.verdicts)
+    ran = "symbolic" if any(v.path == "symbolic" for v in item.verdicts) else "fast"
+    details = _details(item, verdict.path if verdict.equal else ran)
+    if verdict.equal is None:
+        reason = verdict.reason or "undecided"
+        if verdict.bad_reference:
+            return Score.abstain(reason, details=details)
+        return Score.error(reason, details=details)
+    return Score.of(float(verdict.equal), reason=verdict.reason, details=details)
+
+
+@reward(range=(0, 1), kind="inline", batched=True, version="2")
 def math_answer(samples: list[Sample], *, extract_order: Sequence[str] = DEFAULT_ORDER,
-                no_answer: Literal["abstain", "wrong"] = "abstain", tolerance: float = 1e-9,
+                no_answer: Literal["abstain", "wrong"] = "wrong", tolerance: float = 1e-9,
                 timeout: float = 5.0, strip_think: bool = True) -> list[Score]:
     r"""1 if the response's final answer equals the reference answer, else 0 (higher is better).
 
-    Abstains when no answer can be extracted (scores 0 instead with ``no_answer="wrong"``).
+    A response with no extractable answer scores 0 with the reason "no answer found" (abstains
+    instead with ``no_answer="abstain"``). An answer past a limit (length, nesting, list
+    length, a power too large) scores 0 with the limit as the reason: that is the response's
+    failure. A reference that cannot be parsed or is past a limit abstains with a reason
+    starting "bad reference" (a data problem). A symbolic check that times out or crashes is
+    tried again on a warm worker right after a check of the same reference: if it fails again
+    the answer exceeded the limits (0, with the reason), otherwise the error stands (error).
 
     The reference is a number, a MATH-style answer string, a GSM8K solution (the part after
     ``####``), a solution with a ``\boxed{}`` answer, or a list of acceptable answers. The
     answer is extracted by `extract_order` (default: ``<answer>`` tag, ``\boxed{}``, ``####``,
     "the answer is", last number). Extraction and the fast path run in this process; only
     pairs they cannot settle go to sympy in worker processes, each limited to `timeout`
-    seconds (a timeout scores error). `details` holds the extracted answer, the extractor, the
-    gold answer and the path that decided ("fast" or "symbolic").
+    seconds. No infinite, undefined or overflowing value equals anything. `details` holds the
+    extracted answer, the extractor, the gold answer and the path that decided ("fast" or
+    "symbolic").
     """
     order = check_order(extract_order)
     if no_answer not in ("abstain", "wrong"):
@@ -251,18 +319,7 @@ def math_answer(samples: list[Sample], *, extract_order: Sequence[str] = DEFAULT
         scores = run_symbolic([(g, p) for _, g, p in hard], tolerance=tolerance,
                               timeout=timeout)
         for (i, _, _), score in zip(hard, scores, strict=True):
-            item = items[i]
-            if item.result is True:
-                continue
-            item.path = "symbolic"
-            verdict = _from_symbolic(score)
-            if verdict.equal:
-                item.result, item.reason = True, None
-            elif verdict.equal is None and item.reason is None:
-                item.result, item.reason = None, verdict.reason
+            items[i].verdicts.append(_from_symbolic(score))
     for i, item in items.items():
-        if item.result is None:
-            out[i] = Score.error(item.reason or "undecided", details=_details(item))
-        else:
-            out[i] = Score.of(float(item.result), details=_details(item))
+        out[i] = _final(item)
     return [s if s is not None else Score.error("internal: unscored sample") for s in out]
