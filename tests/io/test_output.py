@@ -90,3 +90,17 @@ def test_input_identity_ignores_path_and_time_but_not_content(tmp_path: Path) ->
     data[-10] = ord("y")
     b.write_bytes(bytes(data))
     assert input_identity(b)["digest"] != ia["digest"]
+
+
+def test_overwrite_replaces_an_output_of_an_earlier_version_only(tmp_path: Path) -> None:
+    earlier = tmp_path / "earlier.jsonl"  # no sidecar; `_row` last, as earlier versions wrote it
+    earlier.write_text('{"prompt": "p", "reward": 1.0, "reward_status": "ok", "_row": 1}\n')
+    with pytest.raises(OutputError, match="not a rewardlab output"):
+        ResumableWriter(earlier, IDENT)
+    ResumableWriter(earlier, IDENT, overwrite=True).close()
+    assert earlier.read_bytes() == b""
+    data = tmp_path / "data.jsonl"
+    data.write_text('{"prompt": "p", "completion": "c"}\n')
+    with pytest.raises(OutputError, match="not a rewardlab output"):
+        ResumableWriter(data, IDENT, overwrite=True)
+    assert data.read_text() == '{"prompt": "p", "completion": "c"}\n'

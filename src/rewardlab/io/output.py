@@ -141,9 +141,14 @@ def describe_differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> list
 
 
 def _looks_like_output(path: Path) -> bool:
-    """True when the file's first line is a row this module wrote."""
+    """True when the file's first line is a scored row (this version's or an earlier one's)."""
     with path.open("rb") as f:
-        return _ID_PREFIX.match(f.readline(1 << 16)) is not None
+        first = f.readline(1 << 24)
+    try:
+        row = orjson.loads(first)
+    except orjson.JSONDecodeError:
+        return False
+    return isinstance(row, dict) and "_row" in row and "reward_status" in row
 
 
 class ResumableWriter:
