@@ -24,6 +24,7 @@ BFCL simple_python, multiple, parallel, parallel_multiple and live_simple.
 
     python -m benchmarks.bench_sql_tools                       # full run
     python -m benchmarks.bench_sql_tools --baselines           # only the question-blind baselines
+    python -m benchmarks.bench_sql_tools --pathological        # only the many-unclosed-openings timing
     python -m benchmarks.bench_sql_tools --quick               # small smoke run
     python -m benchmarks.bench_sql_tools --bfcl-path DIR       # where bfcl_eval is installed
         (pip install --no-deps --target DIR bfcl-eval; its model handlers are not needed)
@@ -333,12 +334,50 @@ def bench_tools_blind() -> list[str]:
     return rows
 
 
+# -- pathological responses ----------------------------------------------------------------------
+
+
+PATHOLOGICAL = {
+    "`<tool_call>` x N (never closed)": ("<tool_call>", "tools"),
+    "`</think>` + `<think>` x N": ("<think>", "tools"),
+    "```` ```sql ```` x N (no newline)": ("```sql", "sql"),
+    "```` ```a ```` x N (no newline)": ("```a", "json"),
+}
+
+
+def bench_pathological(sizes: tuple[int, ...] = (16_000, 64_000)) -> list[str]:
+    """Seconds to read one response made of many unclosed openings (the extraction step of
+    `tool_call_format`, `sql_execution`, `json_valid`)."""
+    from rewardlab.rewards.format import extract_json
+    from rewardlab.rewards.sql import extract_sql
+    from rewardlab.rewards.tools import parse_tool_calls
+
+    readers: dict[str, Callable[[str], Any]] = {"tools": parse_tool_calls, "sql": extract_sql,
+                                                "json": extract_json}
+    rows = ["| response | " + " | ".join(f"{n:,} chars" for n in sizes) + " |",
+            "|---|" + "---|" * len(sizes)]
+    for label, (unit, kind) in PATHOLOGICAL.items():
+        cells = []
+        for n in sizes:
+            text = ("</think>" if unit == "<think>" else "") + unit * (n // len(unit))
+            seconds, _ = _timed(lambda text=text, kind=kind: readers[kind](text))
+            cells.append(f"{seconds * 1000:,.1f} ms")
+        rows.append(f"| {label} | " + " | ".join(cells) + " |")
+    return rows
+
+
 def main(argv: list[str] | None = None) -> str:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--bfcl-path", default=None, help="a folder holding the bfcl_eval package")
     ap.add_argument("--baselines", action="store_true", help="only the question-blind baselines")
+    ap.add_argument("--pathological", action="store_true",
+                    help="only the timing of responses made of many unclosed openings")
     args = ap.parse_args(argv)
+    if args.pathological:
+        text = "\n".join(bench_pathological())
+        print(text)
+        return text
     if args.baselines:
         text = "\n".join(bench_sql_blind() + [""] + bench_tools_blind())
         print(text)
@@ -351,6 +390,7 @@ def main(argv: list[str] | None = None) -> str:
     lines += [""]
     lines += bench_tools(tool_reps, args.bfcl_path)
     lines += ["", "Question-blind baselines:"] + bench_sql_blind() + [""] + bench_tools_blind()
+    lines += ["", "Responses made of many unclosed openings:"] + bench_pathological()
     text = "\n".join(lines)
     print(text)
     return text

@@ -127,3 +127,13 @@ def test_a_document_too_deep_to_validate_is_invalid_not_an_error() -> None:
     score = _one(json_schema(schema=recursive), "[" * 900 + "]" * 900)
     assert score.ok and score.value == 0.0
     assert "nested too deeply" in score.details["problem"]
+
+
+@pytest.mark.parametrize("text", ["```a" * 500_000, "```json" * 300_000 + '\n{"a": 1}'],
+                         ids=["no-newline", "one-newline"])
+def test_many_unclosed_fences_are_read_in_one_pass(text: str) -> None:
+    """A fence pattern that rescans the rest of the text from every opening is quadratic: on
+    these 2 MB responses it takes minutes (a timeout error in the pool, a stall inline)."""
+    assert _one(json_valid(), text).value == 0.0
+    score = _one(json_schema(schema={"type": "object"}), text)
+    assert score.ok and score.value == 0.0

@@ -108,3 +108,15 @@ def test_a_query_that_does_not_run_earns_nothing(store: Path, questions: list[di
                                                  broken: str) -> None:
     scores = sql_partial(db_dir=str(store)).score_local(_samples(broken, questions))
     assert all(s.ok and s.value == 0.0 for s in scores)
+
+
+@pytest.mark.parametrize("response", ["```sql" * 300_000, "</think>" + "<think>" * 250_000],
+                         ids=["fences", "think"])
+def test_many_unclosed_openings_are_read_in_one_pass(
+        store: Path, questions: list[dict[str, Any]], response: str) -> None:
+    """A pattern that rescans the rest of the text from every unclosed opening takes minutes on
+    these 2 MB responses: the reward would time out into an error. Read in one pass, the
+    response is what it is, a query that does not run: 0."""
+    for reward_def in (sql_execution, sql_partial):
+        (score,) = reward_def(db_dir=str(store)).score_local(_samples(response, questions[:1]))
+        assert score.status is Status.ok and score.value == 0.0, score.reason

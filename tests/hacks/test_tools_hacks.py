@@ -189,3 +189,20 @@ def test_a_call_nested_too_deeply_is_a_format_failure_not_an_error(response: Any
         (s,) = reward.score_local([Sample(response=response, reference=ref)])
         assert s.ok and s.value == 0.0, s.reason
         assert "nested too deeply" in (s.reason or "")
+
+
+@pytest.mark.parametrize("response", [
+    "<tool_call>" * 200_000,                      # openings that never close
+    "</think>" + "<think>" * 250_000,             # think openings that never close
+], ids=["tool_call", "think"])
+def test_many_unclosed_openings_are_read_in_one_pass(response: str) -> None:
+    """A pattern that rescans the rest of the text from every unclosed opening takes minutes on
+    these 2 MB responses (quadratic): the reward would time out into an error, or stall an
+    inline batch. They are read in one pass and scored for what they are."""
+    (fmt,) = tool_call_format().score_local([Sample(response=response)])
+    (m,) = tool_call_match().score_local([Sample(response=response, reference=[])])
+    if "<tool_call>" in response:
+        assert fmt.value == 0.0 and "not closed" in (fmt.reason or "")
+        assert m.value == 0.0
+    else:  # text without a call: a well-formed no-call
+        assert fmt.value == 1.0 and m.value == 1.0

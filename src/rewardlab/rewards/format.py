@@ -158,7 +158,28 @@ def think_answer_format(response_text: str, *, mode: Literal["strict", "lenient"
 
 # -- JSON ---------------------------------------------------------------------------------------
 
-_FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n(.*?)```", re.DOTALL)
+_LANG = re.compile(r"[ \t]*([A-Za-z0-9_+-]*)")
+
+
+def fenced_blocks(text: str) -> list[tuple[str, str]]:
+    """(language, body) of each fenced block in order: an opening ````` with an info string to
+    the end of its line (the language is its first word), the body up to the next `````.
+
+    One linear pass (a regular expression doing this rescans the rest of the text from every
+    unclosed opening, which a response of many openings turns quadratic)."""
+    out: list[tuple[str, str]] = []
+    pos = 0
+    while (start := text.find("```", pos)) >= 0:
+        newline = text.find("\n", start + 3)
+        if newline < 0:
+            break
+        end = text.find("```", newline + 1)
+        if end < 0:
+            break
+        lang = _LANG.match(text, start + 3, newline)
+        out.append((lang.group(1) if lang else "", text[newline + 1 : end]))
+        pos = end + 3
+    return out
 
 
 @dataclass
@@ -210,7 +231,7 @@ def extract_json(text: str, extract: Extract = "auto") -> ParsedJSON:
     if extract not in ("auto", "fence", "raw", "embedded"):
         raise ValueError(f"extract must be auto, fence, raw or embedded, not {extract!r}")
     if extract in ("auto", "fence", "embedded"):
-        blocks = [(m.group(1).lower(), m.group(2)) for m in _FENCE.finditer(text)]
+        blocks = [(lang.lower(), body) for lang, body in fenced_blocks(text)]
         chosen = [b for lang, b in blocks if lang == "json"]
         chosen = chosen or [b for lang, b in blocks if not lang]
         if chosen:

@@ -38,21 +38,18 @@ from typing import Any, Literal
 
 from rewardlab.core.reward import reward
 from rewardlab.core.types import Score
+from rewardlab.rewards.format import after_think, fenced_blocks
 
 # -- extraction ----------------------------------------------------------------------------------
 
-_THINK = re.compile(r"<think>.*?</think>", re.S | re.I)
-_FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n(.*?)```", re.S)
 _SQL_LANGS = {"sql", "sqlite", "postgresql", "mysql", "postgres"}
 
 
 def extract_sql(text: str) -> str | None:
     """The SQL in a model response: the last ```sql fenced block, else the last fenced block
     of any language, else the whole text (after dropping ``<think>`` blocks); None if empty."""
-    if "</think>" in text:
-        text = _THINK.sub("", text)
-        text = text.rsplit("</think>", 1)[-1]
-    blocks = _FENCE.findall(text)
+    text = after_think(text)
+    blocks = fenced_blocks(text)
     sql_blocks = [body for lang, body in blocks if lang.lower() in _SQL_LANGS]
     if sql_blocks:
         candidate = sql_blocks[-1]

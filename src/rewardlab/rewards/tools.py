@@ -33,6 +33,7 @@ from typing import Any
 
 from rewardlab.core.reward import reward
 from rewardlab.core.types import Message, Score, Turn
+from rewardlab.rewards.format import after_think
 
 # -- parsing -------------------------------------------------------------------------------------
 
@@ -56,8 +57,7 @@ class Parsed:
     content: bool = False  # whether any assistant turn said anything (text or calls)
 
 
-_THINK = re.compile(r"<think>.*?</think>", re.S | re.I)
-_TAG = re.compile(r"<tool_call>(.*?)</tool_call>", re.S)
+_OPEN, _CLOSE = "<tool_call>", "</tool_call>"
 _FENCED = re.compile(r"^```[ \t]*(?:json|tool_call|tool_calls)?[ \t]*\n(.*?)\n?```$", re.S | re.I)
 # Where a call object (or a list of them) starts inside prose.
 _CALL_START = re.compile(r"(?:\[\s*)?\{\s*\"(?:name|function)\"\s*:")
@@ -140,6 +140,19 @@ def _calls_in_prose(text: str, turn: int, out: Parsed) -> None:
         pos = end
 
 
+def _tag_bodies(text: str) -> list[str]:
+    """The contents of the ``<tool_call>...</tool_call>`` blocks, in one linear pass."""
+    bodies: list[str] = []
+    pos = 0
+    while (start := text.find(_OPEN, pos)) >= 0:
+        end = text.find(_CLOSE, start + len(_OPEN))
+        if end < 0:
+            break
+        bodies.append(text[start + len(_OPEN) : end])
+        pos = end + len(_CLOSE)
+    return bodies
+
+
 def parse_text(text: str, turn: int = 0, out: Parsed | None = None) -> Parsed:
     """Calls in one assistant text: ``<tool_call>`` blocks, else a bare (or fenced) JSON call
     or list of calls making up the whole text, else call objects (``{"name": ...}``) written
@@ -148,14 +161,13 @@ def parse_text(text: str, turn: int = 0, out: Parsed | None = None) -> Parsed:
     out = out if out is not None else Parsed()
     if text.strip():
         out.content = True
-    if "</think>" in text:
-        text = _THINK.sub("", text).rsplit("</think>", 1)[-1]
-    if "</tool_call>" in text and "<tool_call>" not in text:
+    text = after_think(text)
+    if _CLOSE in text and _OPEN not in text:
         out.errors.append("a </tool_call> without its <tool_call>")
         return out
-    if "<tool_call>" in text:
-        bodies = _TAG.findall(text)
-        if text.count("<tool_call>") != len(bodies):
+    if _OPEN in text:
+        bodies = _tag_bodies(text)
+        if text.count(_OPEN) != len(bodies):
             out.errors.append("a <tool_call> block is not closed")
         for body in bodies:
             body = body.strip()
