@@ -41,6 +41,35 @@ the program does (crash, timeout, exit, tampering) fails its tests.
 `strict` (default on) refuses test values whose classes the program defined with their own
 comparison or arithmetic ("always equal" objects); `stop_on_fail` (`code_pass`) skips the tests
 after the first failure, which cannot change an all-or-nothing score.
+
+What a policy cannot get paid for:
+
+- **redefining what the tests use from the prompt**: the prompt's own definitions of the names
+  the tests use (HumanEval's ``encode_cyclic``, ``encode_shift``, ``poly``; `prompt_helpers`) run
+  in the tests' namespace, whatever the response defines (every ``prepend`` mode);
+- **tests that check nothing**: a test passes only if an assertion ran in it and held (assert
+  statements, ``self.assert*`` / ``assert_*`` calls, ``pytest.raises``). Pytest-style
+  ``def test*()`` functions and ``unittest.TestCase`` methods are run as tests; trivially true
+  asserts (``assert True``, an expression compared with itself, such as HumanEval/33's
+  ``candidate(x) == sort_third(x)``) are not tests. A reference whose tests can run no assertion
+  (comment-only, uncalled functions, a HumanEval ``check`` without ``entry_point``) is an error; a
+  test that ran none is never a pass: the reference's fault (error) when the reference solutions
+  run none there either, else the program's (the test fails);
+- **work at import time**: `code_efficiency` times loading the program's module as well as the
+  tests.
+
+The three cases a trainer needs to know:
+
+- **a response with no code** (nothing extractable, or an empty program) scores 0 (details
+  ``run.status = "no_program"``);
+- **a limit the response hits** (its wall-clock or CPU time, memory, output cap, a crash, its own
+  ``exit``, even with the sandbox's own exit code) fails the tests it did not pass: 0 (or the
+  partial credit it earned), status ok, with the reason in each test's message. A whole run is
+  capped at `MAX_RUN_SECONDS`, and the engine's timeout is only a far backstop, so a slow
+  program is timed out by the sandbox rather than turned into an error;
+- **a failure that is not the response's fault** is an error with the reason: the sandbox
+  itself (it cannot start, it died), an unusable reference (no tests, tests that do not parse
+  or run no assertion); a sample without a reference abstains.
 """
 
 from __future__ import annotations

@@ -79,7 +79,8 @@ class AssertJob:
     tests. `expose` lists program names the tests may use even if they shadow a builtin (the
     entry point always may). `strict` refuses values whose classes override comparison or
     arithmetic (see `rewardlab.sandbox.harness`). `stop_after_fail` skips the tests after the
-    first failure.
+    first failure. A test passes only if it ran an assertion that held (trivially true ones do
+    not count); one that ends normally without running any is reported ``no_assertion``.
     """
 
     program: str

@@ -33,8 +33,13 @@ How the assert verdicts resist a hostile program:
   scanned: a value whose class was not defined before the program ran and overrides
   comparison, hashing, truthiness, arithmetic, container or attribute protocols (or has a
   custom metaclass) is refused, so an "always equal" object cannot pass ``assert f(x) == y``;
-- a pass is only reported after the test's code returned normally; ``sys.exit``,
-  ``os._exit``, a crash or a kill before a test's verdict leaves that test failed.
+- a pass is only reported after the test's code returned normally having run at least one
+  assertion that held (the trusted test code counts them in the private namespace; trivially
+  true ones do not count), otherwise the test is reported as having run none; ``sys.exit``,
+  ``os._exit``, a crash or a kill before a test's verdict leaves that test failed;
+- the child tells the server that it is set up (the harness's key, or in stdin/stdout mode one
+  record on a channel it closes) before the program runs, so a program that exits with the
+  sandbox's own setup exit code is a failing program, not a sandbox error.
 
 What the harness cannot stop inside one interpreter: a program that corrupts interpreter memory
 without ``ctypes`` or crafted bytecode (for instance through a bug in a C extension) could forge
