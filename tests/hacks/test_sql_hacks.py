@@ -120,3 +120,12 @@ def test_many_unclosed_openings_are_read_in_one_pass(
     for reward_def in (sql_execution, sql_partial):
         (score,) = reward_def(db_dir=str(store)).score_local(_samples(response, questions[:1]))
         assert score.status is Status.ok and score.value == 0.0, score.reason
+
+
+def test_many_unclosed_brackets_are_tokenised_in_one_pass(
+        store: Path, questions: list[dict[str, Any]]) -> None:
+    """``[`` opens a quoted name: a tokenizer that scans from every unclosed ``[`` to the end is
+    quadratic, and `sql_partial` tokenizes the prediction for its similarity parts (on this
+    500,000-character response: minutes, a timeout error in the pool)."""
+    (score,) = sql_partial(db_dir=str(store)).score_local(_samples("[" * 500_000, questions[:1]))
+    assert score.status is Status.ok and score.value == 0.0, score.reason
