@@ -4,30 +4,33 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from rewardlab.compose.nodes import Leaf, Node, Policies
 from rewardlab.compose.spec import Spec, load_spec
 from rewardlab.core.registry import registry
-from rewardlab.core.reward import Reward, RewardDef
+from rewardlab.core.reward import Reward, RewardDef, reward
 from rewardlab.core.types import Sample, Score
 from rewardlab.io.rows import to_sample
 from rewardlab.runtime.engine import Runtime, run_sync
 
 _IMPORT_PATH = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*")
 _NAME = re.compile(r"[A-Za-z_][\w-]*")
-SpecLike = Spec | Node | Reward | RewardDef | str | Path | Mapping[str, Any]
+SpecLike = Spec | Node | Reward | RewardDef | Callable[..., Any] | str | Path | Mapping[str, Any]
 
 
 def build(spec: SpecLike, **params: Any) -> Spec:
-    """A `Spec` from a spec file, a YAML string, a dict, a reward (configured or not), or a
-    registered reward name (with `params`)."""
+    """A `Spec` from a spec file, a YAML string, a dict, a reward (configured or not), a plain
+    function (a reward with the defaults of `@reward`), or a registered reward name (with
+    `params`)."""
     if isinstance(spec, Spec):
         return spec
     if isinstance(spec, Node):
         return Spec(spec, Policies())
+    if _is_plain_function(spec):  # a plain function is a reward (declared with the defaults)
+        spec = reward(spec, register=False)
     if isinstance(spec, RewardDef):
         spec = spec(**params)
     if isinstance(spec, Reward):
@@ -39,6 +42,10 @@ def build(spec: SpecLike, **params: Any) -> Spec:
     if isinstance(spec, Mapping):
         return load_spec(dict(spec))
     return load_spec(spec)
+
+
+def _is_plain_function(obj: object) -> bool:
+    return callable(obj) and not isinstance(obj, Spec | Node | Reward | RewardDef | str | Path | Mapping | type)
 
 
 def _looks_like_name(text: str) -> bool:

@@ -99,10 +99,9 @@ def _encode(value: Any, out: list[bytes]) -> list[bytes]:
         elif t is list or t is tuple:
             app((b"l%d:" if t is list else b"t%d:") % len(v))
             stack.extend(reversed(v))
-        elif t is bytes or t is bytearray or t is memoryview:
-            data = bytes(v)
-            app(b"y%d:" % len(data))
-            app(data)
+        elif t is bytes:
+            app(b"y%d:" % len(v))
+            app(v)
         else:
             push(_convert(v))
         if len(out) > _MAX_TOKENS:
@@ -123,6 +122,8 @@ def _convert(v: Any) -> Any:
             return ("numpy", name, str(v.dtype), tuple(v.shape), v.tobytes())
     if isinstance(v, set | frozenset):
         return ("set", name, tuple(sorted(b"".join(_encode(x, [])) for x in v)))
+    if isinstance(v, bytearray | memoryview):
+        return ("bytes", name, bytes(v))
     if isinstance(v, dt.datetime | dt.date | dt.time | dt.timedelta | Decimal | UUID | Path):
         return ("value", name, str(v))
     if isinstance(v, int | float | str | bytes | dict | list | tuple):  # subclasses
