@@ -246,3 +246,22 @@ def test_cache_file_damaged_during_a_run_is_dropped_with_one_message(tmp_path: P
     assert len(messages) == 1 and str(path) in messages[0]
     assert _values(first) == _values(third) == [0.0, 1.0, 0.0, 0.0, 0.0]
     assert len(second) == 5 and rt.cache is None
+
+
+def test_cli_says_the_cache_is_unusable_and_scores_without_it(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from rewardlab.cli import app
+
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text('{"prompt": "p", "response": "a", "reference": "a"}\n')
+    cache = tmp_path / "broken.db"
+    cache.write_bytes(os.urandom(4096))
+    out = tmp_path / "out.jsonl"
+    result = CliRunner().invoke(app, ["score", str(rows), "-r", "exact_match", "-o", str(out),
+                                      "--cache", str(cache), "-q"])
+    assert result.exit_code == 0, result.output
+    assert "warning:" in result.output and "broken.db" in result.output
+    assert "continuing without the cache" in result.output
+    assert "Traceback" not in result.output
+    assert '"reward":1.0' in out.read_text().replace(" ", "")
