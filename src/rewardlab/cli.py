@@ -151,7 +151,7 @@ def score_cmd(
     cache: Annotated[Path | None, typer.Option(help="SQLite cache [default: ~/.cache/rewardlab/scores.db]")] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="do not read or write the cache")] = False,
     workers: Annotated[int | None, typer.Option(help="process-pool size [default: cores]")] = None,
-    timeout: Annotated[float | None, typer.Option(help="per-sample timeout in seconds, all rewards")] = None,
+    timeout: Annotated[float | None, typer.Option(help="per-sample timeout (s) of cpu and io rewards")] = None,
     chunk_size: Annotated[int, typer.Option(help="rows per batch")] = 2048,
     summary_json: Annotated[Path | None, typer.Option(help="also write the summary as JSON")] = None,
     overwrite: Annotated[bool, typer.Option(
@@ -170,7 +170,8 @@ def score_cmd(
         _check_summary_path(summary_json)
     try:
         rt = Runtime(workers=workers, timeout=timeout,
-                     cache=None if no_cache else (cache or default_cache()))
+                     cache=None if no_cache else (cache or default_cache()),
+                     on_cache_error=lambda msg: err.print(f"[yellow]warning:[/yellow] {escape(msg)}"))
     except Exception as exc:  # noqa: BLE001 - e.g. an unusable cache: say what and stop
         raise _fail(f"cannot start the runtime: {type(exc).__name__}: {exc}") from None
 
