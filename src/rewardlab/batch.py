@@ -198,14 +198,15 @@ def score_file(
     def parsed() -> Iterator[tuple[Row, Sample]]:
         nonlocal pending
         for row in rows:
-            summary.rows_in += 1
             if row.skipped:
-                summary.resumed += 1
-                pending += 1
+                summary.rows_in += row.skipped
+                summary.resumed += row.skipped
+                pending += row.skipped
                 if on_progress and pending >= _PROGRESS_EVERY:
                     on_progress(pending)
                     pending = 0
                 continue
+            summary.rows_in += 1
             if row.error is None:
                 try:
                     yield row, to_sample(row.data or {}, mapping, row_id=str(row.index))

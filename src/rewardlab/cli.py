@@ -183,7 +183,7 @@ def score_cmd(
                TimeElapsedColumn(), TimeRemainingColumn()]
     _RUNNING.append(rt)
     try:
-        total = count_rows(input) if input.is_file() else None
+        total = count_rows(input) if input.is_file() and not quiet else None
         with Progress(*columns, console=err, disable=quiet, transient=False) as progress:
             task = progress.add_task("score", total=total, rate="-")
 

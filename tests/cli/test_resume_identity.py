@@ -202,3 +202,59 @@ def test_a_second_run_to_the_same_output_is_refused(tmp_path: Path) -> None:
         first.wait()
     rows = _out(out)
     assert Counter(r["_row"] for r in rows) == Counter(range(1, 41))
+
+
+def _killed_then_resumed(inp: Path, out: Path, spec: object, chunk: int, kill_at: int,
+                         monkeypatch: pytest.MonkeyPatch) -> None:
+    real_write = os.write
+    seen = 0
+
+    def cut_short(fd: int, data: bytes) -> int:
+        nonlocal seen
+        if b'"_row"' in bytes(data[:200]):
+            seen += 1
+            if seen == kill_at:
+                real_write(fd, bytes(data[: len(data) // 2]))  # half the chunk, cut mid-line
+                raise _Killed
+        return real_write(fd, data)
+
+    monkeypatch.setattr(os, "write", cut_short)
+    with pytest.raises(_Killed):
+        score_file(inp, spec, out, chunk_size=chunk)
+    monkeypatch.setattr(os, "write", real_write)
+    summary = score_file(inp, spec, out, chunk_size=chunk)
+    assert summary.resumed == (kill_at - 1) * chunk
+
+
+@pytest.mark.parametrize("kill_at", [1, 2, 9])
+def test_jsonl_resume_equals_a_fresh_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kill_at: int) -> None:
+    inp = tmp_path / "in.jsonl"
+    lines = []
+    for i in range(12_000):
+        if i % 1000 == 17:
+            lines.append("")  # blank lines are not rows
+        elif i % 1000 == 40:
+            lines.append('{"prompt": "broken",')
+        else:
+            lines.append(json.dumps({"prompt": f"q{i}", "completion": "Paris" if i % 2 else "Rome",
+                                     "solution": "Paris", "pad": "x" * 100}))
+    inp.write_text("\n".join(lines))  # and no line end after the last row
+    fresh, out = tmp_path / "fresh.jsonl", tmp_path / "out.jsonl"
+    score_file(inp, "exact_match", fresh, chunk_size=1000)
+    _killed_then_resumed(inp, out, "exact_match", 1000, kill_at, monkeypatch)
+    assert out.read_bytes() == fresh.read_bytes()
+
+
+def test_parquet_resume_equals_a_fresh_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    n = 10_000
+    inp = tmp_path / "in.parquet"
+    pq.write_table(pa.table({"prompt": [f"q{i}" for i in range(n)],
+                             "completion": ["Paris" if i % 3 else "Rome" for i in range(n)],
+                             "solution": ["Paris"] * n}), inp)
+    fresh, out = tmp_path / "fresh.jsonl", tmp_path / "out.jsonl"
+    score_file(inp, "exact_match", fresh, chunk_size=1000)
+    _killed_then_resumed(inp, out, "exact_match", 1000, 6, monkeypatch)
+    assert out.read_bytes() == fresh.read_bytes()

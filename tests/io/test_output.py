@@ -104,3 +104,22 @@ def test_overwrite_replaces_an_output_of_an_earlier_version_only(tmp_path: Path)
     with pytest.raises(OutputError, match="not a rewardlab output"):
         ResumableWriter(data, IDENT, overwrite=True)
     assert data.read_text() == '{"prompt": "p", "completion": "c"}\n'
+
+
+def test_ids_record_lost_or_stale(tmp_path: Path) -> None:
+    out = tmp_path / "o.jsonl"
+    w = ResumableWriter(out, IDENT)
+    w.write([{"_row": i, "pad": "x" * 200} for i in range(1, 9001)])
+    w.close()
+    ids = tmp_path / "o.jsonl.ids"
+    good = ids.read_bytes()
+    assert len(good) == 9000 * 8
+    ids.unlink()  # lost: the ids are read from the rows, and the record is rebuilt
+    w = ResumableWriter(out, IDENT)
+    assert len(w.done) == 9000 and 9000 in w.done and 9001 not in w.done
+    w.close()
+    assert sorted(ids.read_bytes()[k:k + 8] for k in range(0, len(good), 8)) == \
+        sorted(good[k:k + 8] for k in range(0, len(good), 8))
+    ids.write_bytes(good[8:] + good[:8])  # stale: shifted by one row
+    with pytest.raises(OutputError, match="does not match"):
+        ResumableWriter(out, IDENT)

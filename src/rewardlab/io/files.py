@@ -5,7 +5,7 @@ Resumable output is in `rewardlab.io.output`; JSON lines that never fail in `rew
 from __future__ import annotations
 
 import json
-from collections.abc import Container, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 
 from rewardlab.io.jsonsafe import dump_json_line
+from rewardlab.io.output import DoneSet
 
 __all__ = ["Row", "count_rows", "dump_json_line", "parse_json_line", "read_rows"]
 
@@ -32,60 +33,104 @@ class InputError(ValueError):
 
 @dataclass
 class Row:
-    """One input row: its stable id (`index`), where it came from, and the data or the error;
-    `skipped` rows (asked to be skipped by id) carry no data: they were not parsed."""
+    """One input row: its stable id (`index`), where it came from, and the data or the error.
+
+    A row with `skipped` > 0 stands for that many rows, from `index` on, that were asked to be
+    skipped (by id): they carry no data and were not parsed."""
 
     index: int
     line: int | None
     data: dict[str, Any] | None
     error: str | None = None
-    skipped: bool = False
+    skipped: int = 0
 
     @property
     def where(self) -> str:
         return f"line {self.line}" if self.line is not None else f"row {self.index}"
 
 
-def _jsonl(path: Path, skip: Container[int] | None) -> Iterator[Row]:
+def _parse_line(n: int, raw: bytes) -> Row | None:
+    """Line `n` as a row (None for a blank line)."""
+    if not raw.strip():
+        return None
+    try:
+        data = parse_json_line(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        return Row(n, n, None, f"invalid JSON: {exc}")
+    except RecursionError:
+        return Row(n, n, None, "invalid JSON: nested too deeply")
+    if not isinstance(data, dict):
+        return Row(n, n, None, f"expected a JSON object, got {type(data).__name__}")
+    return Row(n, n, data)
+
+
+def _jsonl(path: Path, skip: DoneSet | None) -> Iterator[Row]:
+    if skip is not None:
+        yield from _jsonl_skipping(path, skip)
+        return
     with path.open("rb") as f:
         for n, raw in enumerate(f, start=1):
-            if skip is not None and n in skip:
-                yield Row(n, n, None, skipped=True)
-                continue
-            if not raw.strip():
-                continue
-            try:
-                data = parse_json_line(raw)
-            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                yield Row(n, n, None, f"invalid JSON: {exc}")
-                continue
-            except RecursionError:
-                yield Row(n, n, None, "invalid JSON: nested too deeply")
-                continue
-            if not isinstance(data, dict):
-                yield Row(n, n, None, f"expected a JSON object, got {type(data).__name__}")
-                continue
-            yield Row(n, n, data)
+            row = _parse_line(n, raw)
+            if row is not None:
+                yield row
 
 
-def _arrow_batches(batches: Iterator[Any], skip: Container[int] | None) -> Iterator[Row]:
+def _jsonl_skipping(path: Path, skip: DoneSet) -> Iterator[Row]:
+    """Like `_jsonl`, a block of lines at a time: a block whose lines are all in `skip` is one
+    marker row, neither split into lines nor parsed."""
+    n = 0  # lines before this block
+    tail = b""
+    with path.open("rb") as f:
+        while True:
+            block = f.read(1 << 20)
+            if not block:
+                break
+            block = tail + block
+            end = block.rfind(b"\n") + 1
+            if end == 0:
+                tail = block
+                continue
+            tail = block[end:]
+            k = block.count(b"\n", 0, end)
+            if skip.all_in(n + 1, n + k + 1):
+                yield Row(n + 1, n + 1, None, skipped=k)
+                n += k
+                continue
+            for raw in block[:end].split(b"\n")[:-1]:
+                n += 1
+                if n in skip:
+                    yield Row(n, n, None, skipped=1)
+                    continue
+                row = _parse_line(n, raw)
+                if row is not None:
+                    yield row
+    if tail:
+        n += 1
+        if n in skip:
+            yield Row(n, n, None, skipped=1)
+        else:
+            row = _parse_line(n, tail)
+            if row is not None:
+                yield row
+
+
+def _arrow_batches(batches: Iterator[Any], skip: DoneSet | None) -> Iterator[Row]:
     i = 0
     for batch in batches:
         n = batch.num_rows
-        if skip is not None and all(j in skip for j in range(i, i + n)):
-            for j in range(i, i + n):  # a batch already done is never converted
-                yield Row(j, None, None, skipped=True)
+        if skip is not None and skip.all_in(i, i + n):  # a batch already done is never converted
+            yield Row(i, None, None, skipped=n)
             i += n
             continue
         for data in batch.to_pylist():
             if skip is not None and i in skip:
-                yield Row(i, None, None, skipped=True)
+                yield Row(i, None, None, skipped=1)
             else:
                 yield Row(i, None, data)
             i += 1
 
 
-def _parquet(path: Path, skip: Container[int] | None) -> Iterator[Row]:
+def _parquet(path: Path, skip: DoneSet | None) -> Iterator[Row]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -103,7 +148,7 @@ def _parquet(path: Path, skip: Container[int] | None) -> Iterator[Row]:
     return _arrow_batches(batches(), skip)
 
 
-def _hf_disk(path: Path, split: str | None, skip: Container[int] | None) -> Iterator[Row]:
+def _hf_disk(path: Path, split: str | None, skip: DoneSet | None) -> Iterator[Row]:
     import pyarrow as pa
 
     if (path / "dataset_dict.json").exists():
@@ -125,7 +170,7 @@ def _hf_disk(path: Path, split: str | None, skip: Container[int] | None) -> Iter
 
 
 def read_rows(path: str | Path, split: str | None = None,
-              skip: Container[int] | None = None) -> Iterator[Row]:
+              skip: DoneSet | None = None) -> Iterator[Row]:
     """Rows of a JSONL file, a Parquet file, or a dataset directory saved by HF `datasets`.
 
     Rows whose id is in `skip` come back as `skipped` rows, without being parsed."""

@@ -5,8 +5,9 @@ before its first row. The sidecar holds
 
 - the run's identity: the spec fingerprint, the input's identity, the field mapping and split;
   a resume with a different identity is refused, so one file never mixes two runs;
-- the committed length: rows are appended a chunk at a time, made durable, and only then is
-  the sidecar's ``committed_bytes`` moved past them. On resume everything beyond it (a chunk
+- the committed length: rows are appended a chunk at a time, made durable (with their ids,
+  8 bytes each, in ``out.jsonl.ids``, so a resume reads the ids without parsing rows), and only
+  then is the sidecar's ``committed_bytes`` moved past them. On resume everything beyond it (a chunk
   whose write was cut short) is cut off and scored again as a whole, so each row ends up
   exactly once and a chunk's rows (a group, for group transforms) are never split by a resume.
 
@@ -22,7 +23,8 @@ import fcntl
 import hashlib
 import os
 import re
-from collections.abc import Iterable, Mapping
+from array import array
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -69,8 +71,15 @@ class DoneSet:
             self.count += 1
 
     def update(self, ids: Iterable[int]) -> None:
+        bits, added = self._bits, 0
         for i in ids:
-            self.add(i)
+            byte, bit = i >> 3, 1 << (i & 7)
+            if byte >= len(bits):
+                bits.extend(bytes(max(byte + 1 - len(bits), len(bits))))
+            if not bits[byte] & bit:
+                bits[byte] |= bit
+                added += 1
+        self.count += added
 
     def __contains__(self, i: object) -> bool:
         if not isinstance(i, int) or i < 0:
@@ -80,7 +89,16 @@ class DoneSet:
 
     def all_in(self, start: int, stop: int) -> bool:
         """True when every id in ``range(start, stop)`` is present."""
-        return all(i in self for i in range(start, stop))
+        if start >= stop:
+            return True
+        if start < 0 or (stop - 1) >> 3 >= len(self._bits):
+            return False
+        b0, b1 = (start + 7) >> 3, stop >> 3  # whole bytes inside the range
+        if b0 >= b1:
+            return all(i in self for i in range(start, stop))
+        return (self._bits.count(255, b0, b1) == b1 - b0
+                and all(i in self for i in range(start, b0 << 3))
+                and all(i in self for i in range(b1 << 3, stop)))
 
     def __len__(self) -> int:
         return self.count
@@ -168,11 +186,13 @@ class ResumableWriter:
         if self.path.is_dir() or not self.path.name:
             raise OutputError(f"output {self.path} is a directory; name the output JSONL file")
         self.meta_path = self.path.with_name(self.path.name + ".meta.json")
+        self.ids_path = self.path.with_name(self.path.name + ".ids")
         self.identity = dict(identity)
         self.done = DoneSet()
         self.committed = 0
         self.rows = 0
-        self._fd = -1
+        self._fd = self._ids_fd = -1
+        self._spot: dict[int, int] = {}  # line index -> row id, sampled from the rows
         try:
             self._check_path(input_path, overwrite)
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -233,6 +253,7 @@ class ResumableWriter:
             if not overwrite:
                 raise
             meta = None
+        self._ids_fd = os.open(self.ids_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         if meta is not None and size and not overwrite:
             diffs = describe_differences(meta.get("identity") or {}, self.identity)
             if diffs:
@@ -240,6 +261,7 @@ class ResumableWriter:
                     f"{self.path} was written by another run: " + "; ".join(diffs)
                     + ". Resuming would mix the two; use --overwrite to start over, or another output")
             committed = int(meta.get("committed_bytes", 0))
+            rows = int(meta.get("committed_rows", 0))
             if size < committed:
                 raise OutputError(
                     f"{self.path} is shorter ({size} bytes) than its committed rows ({committed} bytes): "
@@ -247,32 +269,97 @@ class ResumableWriter:
             if size > committed:  # a chunk whose write was cut short: scored again as a whole
                 os.ftruncate(self._fd, committed)
             self.committed = committed
-            self._scan()
-            if self.rows != int(meta.get("committed_rows", self.rows)):
-                raise OutputError(
-                    f"{self.path} holds {self.rows} rows where {meta.get('committed_rows')} were committed: "
-                    "it was changed outside rewardlab; use --overwrite to start over")
+            if os.fstat(self._ids_fd).st_size >= rows * 8:
+                self._check_lines(rows)
+                self._load_ids(rows)
+            else:  # the ids record is missing or short: read the ids from the rows themselves
+                self._scan()
+                if self.rows != rows:
+                    raise OutputError(
+                        f"{self.path} holds {self.rows} rows where {rows} were committed: "
+                        "it was changed outside rewardlab; use --overwrite to start over")
+                self._rewrite_ids()
+            os.ftruncate(self._ids_fd, self.rows * 8)
             return
         if size:
             os.ftruncate(self._fd, 0)
+        os.ftruncate(self._ids_fd, 0)
         self._write_meta(sync_dir=True)
 
-    def _scan(self) -> None:
-        """Collect the committed ids, a block at a time (memory does not grow with the file)."""
-        pos, line_no, tail = 0, 0, b""
+    def _blocks(self) -> Iterator[bytes]:
+        """The committed bytes as complete lines, 1 MiB at a time (memory does not grow with
+        the file)."""
+        pos, tail = 0, b""
         while pos < self.committed:
             block = os.pread(self._fd, min(1 << 20, self.committed - pos), pos)
             if not block:
                 break
             pos += len(block)
-            lines = (tail + block).split(b"\n")
-            tail = lines.pop()
-            for raw in lines:
+            block = tail + block
+            end = block.rfind(b"\n") + 1
+            tail = block[end:]
+            if end:
+                yield block[:end]
+        if tail.strip():
+            raise OutputError(f"{self.path}: the last committed row has no line end; the file was "
+                              "changed outside rewardlab: use --overwrite to start over")
+
+    def _check_lines(self, rows: int) -> None:
+        """Check, at the speed of a byte search, that the committed bytes are `rows` lines each
+        starting as a row of this module does; otherwise find and name the damaged line."""
+        lines = 0
+        for block in self._blocks():
+            m = _ID_PREFIX.match(block)
+            if m is None:
+                lines = -1
+                break
+            self._spot[lines] = int(m.group(1))  # the first id of each block, to check the ids record
+            lines += block.count(b'\n{"_row":') + 1  # no JSON line holds a raw line end: one per row
+        if lines != rows:
+            self._scan()  # names the damaged line, if one is
+            raise OutputError(f"{self.path} holds {self.rows} rows where {rows} were committed: "
+                              "it was changed outside rewardlab; use --overwrite to start over")
+
+    def _load_ids(self, rows: int) -> None:
+        pos, want = 0, rows * 8
+        while pos < want:
+            ids = array("q")
+            ids.frombytes(os.pread(self._ids_fd, min(1 << 20, want - pos), pos))
+            if not ids:
+                break
+            first = pos // 8
+            for k, expect in self._spot.items():
+                if first <= k < first + len(ids) and ids[k - first] != expect:
+                    raise OutputError(
+                        f"{self.ids_path} does not match {self.path} (line {k + 1} holds row {expect}, "
+                        f"the record says {ids[k - first]}); remove {self.ids_path.name} to rebuild it")
+            if min(ids) < 0 or max(ids) >= _MAX_ID:
+                raise OutputError(f"{self.ids_path} holds an implausible row number; remove it to rebuild it")
+            self.done.update(ids)
+            pos += len(ids) * 8
+        self.rows = rows
+
+    def _rewrite_ids(self) -> None:
+        os.ftruncate(self._ids_fd, 0)
+        pos = 0
+        for i in range(0, len(self.done._bits) * 8, 1 << 16):
+            ids = array("q", (j for j in range(i, i + (1 << 16)) if j in self.done))
+            os.pwrite(self._ids_fd, ids.tobytes(), pos)
+            pos += len(ids) * 8
+
+    def _scan(self) -> None:
+        """Collect the committed ids from the rows themselves."""
+        line_no = 0
+        for block in self._blocks():
+            for raw in block.split(b"\n")[:-1]:
                 line_no += 1
                 self._note(raw, line_no)
-        if tail.strip():
-            raise OutputError(f"{self.path} line {line_no + 1}: the last committed row has no line end; "
-                              "the file was changed outside rewardlab: use --overwrite to start over")
+
+    def _add(self, i: int, line_no: int) -> None:
+        if not 0 <= i < _MAX_ID:
+            where = f"line {line_no}" if line_no else f"its ids record {self.ids_path.name}"
+            raise OutputError(f"{self.path} {where}: {self.ID!r} {i} is not a plausible row number")
+        self.done.add(i)
 
     def _note(self, raw: bytes, line_no: int) -> None:
         m = _ID_PREFIX.match(raw)
@@ -292,9 +379,7 @@ class ResumableWriter:
                                   "remove the line, or use --overwrite to start over") from None
             if not isinstance(i, int) or isinstance(i, bool):
                 raise OutputError(f"{self.path} line {line_no}: {self.ID!r} is not a row number")
-        if not 0 <= i < _MAX_ID:
-            raise OutputError(f"{self.path} line {line_no}: {self.ID!r} {i} is not a plausible row number")
-        self.done.add(i)
+        self._add(i, line_no)
         self.rows += 1
 
     def _write_meta(self, sync_dir: bool = False) -> None:
@@ -322,9 +407,14 @@ class ResumableWriter:
         if not rows:
             return
         buf = b"".join(_dump_row(r) for r in rows)
+        ids = array("q", (int(r[self.ID]) for r in rows))
         try:
             _write_all(self._fd, buf)
             os.fsync(self._fd)
+            raw_ids = ids.tobytes()
+            if os.pwrite(self._ids_fd, raw_ids, self.rows * 8) != len(raw_ids):
+                raise OSError(errno.ENOSPC, "short write of the ids record")
+            os.fsync(self._ids_fd)
             self.committed += len(buf)
             self.rows += len(rows)
             self._write_meta()
@@ -332,10 +422,13 @@ class ResumableWriter:
             raise OutputWriteError(
                 f"cannot write {self.path}: {_why(exc)}; the {self.rows} rows committed before are kept: "
                 "fix the cause and rerun the same command to resume") from exc
-        self.done.update(int(r[self.ID]) for r in rows)
+        self.done.update(ids)
 
     def close(self) -> None:
-        """Release the lock and the file (idempotent)."""
+        """Release the lock and the files (idempotent)."""
+        if self._ids_fd >= 0:
+            os.close(self._ids_fd)
+            self._ids_fd = -1
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
