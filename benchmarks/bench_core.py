@@ -6,6 +6,8 @@
    reads/writes and no runtime.
 2. A CPU-heavy reward through the process pool vs a plain serial loop (speed-up).
 3. Warm cache: re-scoring the CPU-heavy run from the SQLite cache vs its first run.
+4. Resume: re-running the command on a finished 200k-row output (about 1.3 KB a row) vs scoring
+   it fresh, time and peak memory (maximum resident set of the command's process).
 
     python -m benchmarks.bench_core            # full run
     python -m benchmarks.bench_core --quick    # small smoke run
@@ -97,15 +99,59 @@ def _timed_cli(inp: Path, out: Path, reward_name: str) -> float:
     return time.perf_counter() - t0
 
 
+def _rusage_cli(args: list[str]) -> tuple[float, float]:
+    """Seconds and peak resident memory (MiB) of one `rewardlab score` command."""
+    cmd = [sys.executable, "-m", "rewardlab.cli", "score", *args]
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=Path(__file__).resolve().parents[1], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - t0
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed: {proc.stderr.read().decode() if proc.stderr else ''}")
+    return seconds, usage.ru_maxrss / 1024  # Linux reports KiB
+
+
+def resume_rows(d: Path, n: int) -> list[str]:
+    """Table rows: resuming a finished run vs scoring it fresh, through the command."""
+    inp, out = d / "resume_in.jsonl", d / "resume_out.jsonl"
+    pad = "step by step, " * 80  # about 1.1 KB of reasoning per row, as rollouts have
+    with inp.open("w") as f:
+        for i in range(n):
+            f.write(json.dumps({"id": f"r{i}", "prompt": f"What is {i} + 1?",
+                                "completion": f"<think>{pad}</think>{i + 1 - (i % 3 == 0)}",
+                                "solution": str(i + 1)}) + "\n")
+    args = [str(inp), "-r", "exact_match", "-o", str(out), "--no-cache", "-q"]
+    fresh, fresh_mem = _rusage_cli([*args, "--overwrite"])
+    size_mb = out.stat().st_size / 2**20
+    resume, resume_mem = _rusage_cli(args)
+    return [
+        f"| resume of a finished run ({size_mb:,.0f} MiB output) vs scoring it fresh, `rewardlab score` | "
+        f"{n:,} | {fresh:.2f} s (fresh) | {resume:.2f} s | {n / resume:,.0f} | {fresh / resume:.1f} |",
+        f"| peak memory (max RSS), same two commands | {n:,} | {fresh_mem:,.0f} MiB (fresh) | "
+        f"{resume_mem:,.0f} MiB (resume) | | {fresh_mem / resume_mem:.2f} |",
+    ]
+
+
 def main(argv: list[str] | None = None) -> str:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--only-resume", action="store_true", help="run only the resume comparison")
     args = ap.parse_args(argv)
+    n_resume = 20_000 if args.quick else 200_000
     n_trivial = 10_000 if args.quick else 100_000
     n_heavy = 100 if args.quick else 1_000
     workers = os.cpu_count() or 1
     lines = [f"machine: {platform.processor() or platform.machine()}, {workers} cores, "
              f"Python {platform.python_version()}", ""]
+    if args.only_resume:
+        with tempfile.TemporaryDirectory() as tmp:
+            lines += ["| job | rows | baseline | rewardlab | rewardlab rows/s | ratio |", "|---|---|---|---|---|---|",
+                      *resume_rows(Path(tmp), n_resume)]
+        text = "\n".join(lines)
+        print(text)
+        return text
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)
         inp = d / "trivial.jsonl"
@@ -140,6 +186,7 @@ def main(argv: list[str] | None = None) -> str:
             f"| CPU-heavy reward, warm-cache re-run vs first run | {n_heavy:,} | {first:.2f} s "
             f"(first run) | {warm:.2f} s | {n_heavy / warm:,.0f} | {first / warm:.1f} |",
         ]
+        lines += resume_rows(d, n_resume)
     text = "\n".join(lines)
     print(text)
     return text
