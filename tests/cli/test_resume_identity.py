@@ -258,3 +258,16 @@ def test_parquet_resume_equals_a_fresh_run(tmp_path: Path, monkeypatch: pytest.M
     score_file(inp, "exact_match", fresh, chunk_size=1000)
     _killed_then_resumed(inp, out, "exact_match", 1000, 6, monkeypatch)
     assert out.read_bytes() == fresh.read_bytes()
+
+
+def test_group_spec_resumed_with_another_chunk_size_refuses(tmp_path: Path) -> None:
+    inp, out, spec = tmp_path / "in.jsonl", tmp_path / "out.jsonl", tmp_path / "spec.yaml"
+    _write(inp, _rows(30))
+    spec.write_text("reward:\n  group_zscore: {reward: exact_match}\n")
+    assert _score(inp, out, "-r", str(spec), "--chunk-size", "8").exit_code == 0
+    res = _score(inp, out, "-r", str(spec), "--chunk-size", "16")
+    assert res.exit_code != 0 and "chunk_size differs" in res.output
+    # a spec without group transforms does not depend on chunk boundaries
+    plain = tmp_path / "plain.jsonl"
+    assert _score(inp, plain, "-r", "exact_match", "--chunk-size", "8").exit_code == 0
+    assert _score(inp, plain, "-r", "exact_match", "--chunk-size", "16").exit_code == 0

@@ -152,7 +152,7 @@ def describe_differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> list
     if (oi.get("size"), oi.get("digest")) != (ni.get("size"), ni.get("digest")):
         out.append(f"input differs (output: {oi.get('path')}, {oi.get('size')} bytes; "
                    f"this run: {ni.get('path')}, {ni.get('size')} bytes)")
-    for key in ("mapping", "split"):
+    for key in ("mapping", "split", "chunk_size"):
         if old.get(key) != new.get(key):
             out.append(f"{key} differs (output: {old.get(key)!r}; this run: {new.get(key)!r})")
     return out
