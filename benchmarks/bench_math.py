@@ -559,8 +559,16 @@ def write_disagreements(pairs: list[Pair], scores: list[Any], theirs: list[bool]
         "Math-Verify (parsed) | why |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    path.write_text("\n".join(head + rows) + "\n")
+    kept = ""
+    if path.exists():  # the hand-written section on Math-Verify's own suite stays
+        old = path.read_text()
+        if CONFORMANCE_SECTION in old:
+            kept = "\n" + old[old.index(CONFORMANCE_SECTION):]
+    path.write_text("\n".join(head + rows) + "\n" + kept)
     return counts
+
+
+CONFORMANCE_SECTION = "## Math-Verify's own test suite"
 
 
 def _pin_one_core() -> int | None:

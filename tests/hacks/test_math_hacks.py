@@ -157,3 +157,15 @@ def test_an_answer_that_exhausts_the_symbolic_time_limit_scores_zero():
                                                       reference="x^2 + 1")])[0]
     assert sc.status is Status.ok and sc.value == 0.0, sc
     assert sc.reason.startswith("limit: timeout") and "warm worker" in sc.reason
+
+
+@pytest.mark.parametrize(("name", "answer"), PROBES, ids=PROBE_IDS)
+def test_rounded_comparison_never_calls_a_probe_equal(name, answer):
+    """With `precision` (rounded comparison) too. The gold 0 is left out, since values below
+    the rounding unit (``10^{-400}``) do round to it, as a rounded comparison means."""
+    for gold in GOLDS:
+        if gold == "0":
+            continue
+        for precision in (2, 6):
+            verdict = verify(gold=gold, prediction=answer, isolate=False, precision=precision)
+            assert verdict.equal is False, (name, gold, precision, verdict)

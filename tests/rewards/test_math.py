@@ -63,6 +63,13 @@ EXTRACTION_CASES = [
     ("the ratio is 3/4", "3/4", "last_number"),
     ("it fell by -12 degrees", "-12", "last_number"),
     ("<think>maybe \\boxed{3}</think> The answer is 4", "4", "answer_is"),
+    ("Final Answer: The largest $n$ is 34.", "34", "answer_is"),  # the value a sentence states
+    ("Final Answer: Jane started growing Sphere 3 hours ago.", "3", "answer_is"),
+    (r"so $\boxed{255}$ is the interest. The final answer is $10,455$.", "10,455", "answer_is"),
+    (r"Therefore $x \geq 5$ is the solution.", r"x \geq 5", "last_math"),  # a complete expression
+    (r"So the pair is $(7, 6)$.", "(7, 6)", "last_math"),
+    (r"we get $5 \times 6 \times 4 = 120$", "120", "last_number"),  # a computation is no answer
+    ("the code is AZYUK2A, and CO2 is 44", "44", "last_number"),  # never a digit inside a word
 ]
 
 
@@ -79,6 +86,7 @@ def test_extraction_precedence_is_configurable():
     assert extract_answer(text, extract_order=["gsm8k", "boxed"]).answer == "9"
     assert extract_answer(text, extract_order=["answer_is"]).answer == "7"
     assert extract_answer("no digits here", extract_order=EXTRACTORS) is None
+    assert extract_answer("the code is AZYUK2A") is None
     assert extract_answer("<think>\\boxed{3}</think>", strip_think=False).answer == "3"
     assert extract_answer("<think>\\boxed{3}</think>") is None
     with pytest.raises(ValueError, match="unknown extractor"):

@@ -13,7 +13,8 @@ Rules (symmetric in the two arguments):
   two equations match when their sides agree for the same variable, or when ``lhs - rhs`` of
   one is a non-zero constant multiple of the other's;
 - a percentage ``p%`` matches ``p`` and ``p/100``;
-- sets, and bare comma-separated answers, are unordered; tuples are ordered; a tuple matches
+- sets, and bare comma-separated answers, are unordered sets (a repeated element counts once);
+  tuples are ordered; a tuple matches
   the same elements written without brackets; a 2-element tuple is also an interval;
 - inequalities in one variable are intervals (``x > 3`` is ``(3, oo)``);
 - a one-element set or list matches its element; several answers (a list) match one gold
@@ -24,7 +25,7 @@ Rules (symmetric in the two arguments):
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from fractions import Fraction
 from typing import Any, Protocol
 
@@ -65,9 +66,12 @@ class FastComparator:
     point), None otherwise.
     """
 
-    def __init__(self, tolerance: float = 1e-9) -> None:
+    def __init__(self, tolerance: float = 1e-9, precision: int | None = None) -> None:
         self.tolerance = tolerance
+        self.precision = precision
         self.refute_at = max(1e-6, 10 * tolerance)
+        if precision is not None:
+            self.refute_at = max(self.refute_at, 10.0 ** -precision)
 
     def scalar(self, gold: Node, pred: Node) -> Tri:
         if gold == pred:
@@ -77,9 +81,31 @@ class FastComparator:
             ep = exact(pred) if eg is not None else None
         except MathLimit:
             return None
+        if self.precision is not None:
+            rounded = self.rounded_equal(gold, pred, eg, ep)
+            if rounded is not None:
+                return rounded
         if eg is not None and ep is not None:
             return eg == ep
         return False if self.refuted(gold, pred) else None
+
+    def rounded_equal(self, gold: Node, pred: Node, eg: Fraction | None, ep: Fraction | None) -> Tri:
+        """With a `precision`: whether two constant values agree when rounded to that many
+        decimal places (None when a value is not a finite constant small enough to round)."""
+        p = self.precision
+        assert p is not None
+        if eg is not None and ep is not None:
+            return round(eg, p) == round(ep, p)
+        if symbols(gold) or symbols(pred):
+            return None
+        try:
+            a, _ = approx(gold, {})
+            b, _ = approx(pred, {})
+        except _EVAL_ERRORS:
+            return None
+        if max(abs(a), abs(b)) * 10.0 ** p >= 1e13:  # beyond what a float rounds reliably
+            return None
+        return round(a.real, p) == round(b.real, p) and round(a.imag, p) == round(b.imag, p)
 
     def refuted(self, gold: Node, pred: Node) -> bool:
         """Whether the two values are clearly different at some sample point."""
@@ -137,32 +163,18 @@ def scalar_equal(gold: Node, pred: Node, cmp: Comparator) -> Tri:
     return cmp.scalar(gold, pred)
 
 
-def _matching(rows: Sequence[Sequence[Tri]], accept: Callable[[Tri], bool]) -> bool:
-    """Whether a perfect matching exists using cells that `accept` admits (Kuhn's algorithm)."""
-    n = len(rows)
-    match_of: list[int] = [-1] * n
-
-    def augment(i: int, seen: list[bool]) -> bool:
-        for j in range(n):
-            if accept(rows[i][j]) and not seen[j]:
-                seen[j] = True
-                if match_of[j] < 0 or augment(match_of[j], seen):
-                    match_of[j] = i
-                    return True
-        return False
-
-    return all(augment(i, [False] * n) for i in range(n))
-
-
 def unordered(golds: Sequence[Node], preds: Sequence[Node], cmp: Comparator) -> Tri:
-    """Multiset equality of two element lists."""
-    if len(golds) != len(preds):
-        return False
+    """Set equality of two element lists: every gold element is among the predicted ones and
+    every predicted element among the gold ones (a repeated element counts once)."""
+    if not golds or not preds:
+        return len(golds) == len(preds)
     rows = [[equal(g, p, cmp) for p in preds] for g in golds]
-    if _matching(rows, lambda v: v is True):
-        return True
-    if not _matching(rows, lambda v: v is not False):
+    cols = [[rows[i][j] for i in range(len(golds))] for j in range(len(preds))]
+    lines = rows + cols
+    if any(all(v is False for v in line) for line in lines):
         return False
+    if all(any(v is True for v in line) for line in lines):
+        return True
     return None
 
 

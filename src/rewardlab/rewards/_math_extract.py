@@ -1,6 +1,7 @@
 """Final-answer extraction from model output, and gold answers from references.
 
-Extractors, tried in the order the caller gives (the first that finds something wins):
+Extractors, tried in the order the caller gives (the first that finds something wins; a final
+answer stated with "the answer is" after the last box beats the box):
 
 - ``answer_tag``: the last ``<answer>...</answer>`` block (a ``\\boxed{}`` or "the answer is"
   inside it is taken in turn);
@@ -12,7 +13,11 @@ Extractors, tried in the order the caller gives (the first that finds something 
 - ``gsm8k``: the rest of the line after the last ``####``;
 - ``answer_is``: after the last "answer is" / "answer:" (also "final answer is"), up to the
   end of the sentence;
-- ``last_number``: the last number in the text (integers, decimals, thousands separators,
+- ``last_math``: the final complete math expression of a response without an answer marker
+  (its last ``$...$`` / ``\\(...\\)`` / ``\\[...\\]`` block, when it holds a value and no
+  number follows it);
+- ``last_number``: the last number in the text, never one inside a word such as ``CO2`` (integers,
+  decimals, thousands separators,
   fractions ``a/b`` and ``\\frac{a}{b}``, percentages).
 
 Scans are bounded: regular expressions look at the last `WINDOW` characters and a box may not
@@ -27,9 +32,9 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
-from rewardlab.rewards._math_parse import match_brace
+from rewardlab.rewards._math_parse import MathLimit, MathParseError, match_brace, normalize, parse_answer
 
-EXTRACTORS = ("answer_tag", "boxed", "gsm8k", "answer_is", "last_number")
+EXTRACTORS = ("answer_tag", "boxed", "gsm8k", "answer_is", "last_math", "last_number")
 DEFAULT_ORDER: tuple[str, ...] = EXTRACTORS
 WINDOW = 20_000
 MAX_BOX = 20_000
@@ -57,7 +62,7 @@ def _box_at(text: str, start: int) -> tuple[str, int] | None:
 
 
 _JOINER = re.compile(r"^[\s$,;]*(?:(?:and|or|&|\\text\{\s*(?:and|or|,)\s*\}|\\q?quad|\\[()\[\]])"
-                     r"[\s$,;]*)*(?:[a-zA-Z]\s*=\s*)?$")
+                     r"[\s$,;]*)*(?:[a-zA-Z](?:_\{?\w+\}?)?\s*=\s*)?$")
 
 
 def _last_box_start(text: str, before: int) -> int:
@@ -150,6 +155,10 @@ def extract_answer_is(text: str) -> str | None:
         boxed = extract_boxed(rest.split("\n", 1)[0])
         if boxed is not None:
             return boxed
+    if rest.startswith("$") and not rest.startswith("$$"):
+        joined = _joined_math(rest.split("\n", 1)[0])
+        if joined:
+            return joined
     if rest.startswith("$"):
         if rest.startswith("$$"):
             close = _unescaped(rest, "$$", 2)
@@ -165,13 +174,51 @@ def extract_answer_is(text: str) -> str | None:
         return rest[2: rest.index(r"\]")].strip() or None
     m = _SENTENCE_END.search(rest)
     answer = rest[: m.start()] if m else rest
-    open_ = _unescaped(answer, "$", 0)
-    if open_ >= 0:  # prose around inline math: the math is the answer
-        close = _unescaped(answer, "$", open_ + 1)
-        if close > open_ + 1:
-            return answer[open_ + 1: close].strip() or None
+    if _PROSE_HEAD.match(answer):  # "Final Answer: The largest $n$ is 34."
+        return _from_prose(answer)
+    joined = _joined_math(answer)  # prose around inline math: the math is the answer
+    if joined:
+        return joined
     answer = answer.strip().strip("*").strip()
     return answer or None
+
+
+_MATH_GAP = re.compile(r"^[\s,;\"'\\]*(?:(?:and|or)[\s,;\"'\\]*)?$")
+
+
+def _joined_math(text: str) -> str | None:
+    """The first inline math block of `text`, with the blocks right after it that only "and",
+    "or" or commas separate from it (``$12$ and $13$`` is the answer 12, 13)."""
+    blocks = [b for b in _math_blocks(text) if b[2].strip()]
+    if not blocks:
+        return None
+    parts = [blocks[0][2].strip()]
+    for prev, nxt in zip(blocks, blocks[1:], strict=False):
+        if not _MATH_GAP.match(text[prev[1]: nxt[0]]):
+            break
+        parts.append(nxt[2].strip())
+    return ", ".join(parts)
+
+
+_PROSE_HEAD = re.compile(r"^[A-Za-z]+[a-z]\s+[A-Za-z]")  # a sentence, not an answer
+_IS = re.compile(r"\s(?:is|are|equals|was)\s", re.I)
+_WORD = re.compile(r"(?<![\\A-Za-z])[A-Za-z]{3,}")
+
+
+def _from_prose(sentence: str) -> str | None:
+    """The answer a prose sentence states: what follows its last "is" (its inline math, or
+    its one number when it goes on in words); a sentence naming several numbers states none."""
+    tail = sentence
+    for m in _IS.finditer(sentence):
+        tail = sentence[m.end():]
+    open_ = _unescaped(tail, "$", 0)
+    if open_ >= 0:
+        close = _unescaped(tail, "$", open_ + 1)
+        if close > open_ + 1:
+            return tail[open_ + 1: close].strip() or None
+    if (_WORD.search(tail) or tail is sentence) and len(_NUMBER.findall(tail)) == 1:
+        return extract_last_number(tail)  # the one number of the sentence (several: no answer)
+    return tail.strip().strip("*").strip() or None
 
 
 def extract_gsm8k(text: str) -> str | None:
@@ -183,7 +230,7 @@ def extract_gsm8k(text: str) -> str | None:
 
 
 _NUMBER = re.compile(
-    r"(?P<sign>-)?(?:\\frac\{(?P<fn>\d+)\}\{(?P<fd>\d+)\}|"
+    r"(?<![A-Za-z_\d.])(?P<sign>-)?(?:\\frac\{(?P<fn>\d+)\}\{(?P<fd>\d+)\}|"
     r"(?P<num>\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+)(?:\s*/\s*(?P<den>\d+))?(?P<pct>\s*%)?)"
 )
 
@@ -208,11 +255,54 @@ def extract_last_number(text: str) -> str | None:
     return out
 
 
+_MATH_OPEN = re.compile(r"(?<!\\)\$\$|(?<!\\)\$|\\\(|\\\[")
+_MATH_CLOSE = {"$$": "$$", "$": "$", "\\(": "\\)", "\\[": "\\]"}
+_DIGIT_AFTER = re.compile(r"(?<![A-Za-z_])\d")
+
+
+def _math_blocks(text: str) -> list[tuple[int, int, str]]:
+    """The math blocks of a text ($...$, $$...$$, \\(...\\), \\[...\\]): (start, end, content)."""
+    blocks: list[tuple[int, int, str]] = []
+    pos = 0
+    while len(blocks) < 2000:
+        m = _MATH_OPEN.search(text, pos)
+        if m is None:
+            break
+        close = _MATH_CLOSE[m.group()]
+        end = _unescaped(text, close, m.end())
+        if end < 0:
+            break
+        blocks.append((m.start(), end + len(close), text[m.end(): end]))
+        pos = end + len(close)
+    return blocks
+
+
+def extract_last_math(text: str) -> str | None:
+    """The final complete math expression of a response without an answer marker: its last
+    math block (with the blocks only commas, "and" or "or" separate from it), when it holds a
+    value (a digit, and it reads as math rather than prose) and no number follows it."""
+    tail = text[-WINDOW:]
+    blocks = _math_blocks(tail)
+    if not blocks:
+        return None
+    _, end, content = blocks[-1]
+    parts = [content.strip()]
+    for prev, nxt in zip(reversed(blocks[:-1]), reversed(blocks[1:]), strict=True):
+        if not _MATH_GAP.match(tail[prev[1]: nxt[0]]):  # "$41$, $42$ and $43$": all of them
+            break
+        parts.insert(0, prev[2].strip())
+    content = ", ".join(p for p in parts if p)
+    if _DIGIT_AFTER.search(tail, end) or not _reads_as_math(content, statement=False):
+        return None
+    return content
+
+
 _FUNCS = {
     "answer_tag": extract_answer_tag,
     "boxed": extract_boxed,
     "gsm8k": extract_gsm8k,
     "answer_is": extract_answer_is,
+    "last_math": extract_last_math,
     "last_number": extract_last_number,
 }
 
@@ -234,11 +324,45 @@ def extract(text: str, order: Sequence[str] = DEFAULT_ORDER, *,
     """The final answer of a response, by the first extractor in `order` that finds one."""
     if strip_think and "</think>" in text:
         text = text.rsplit("</think>", 1)[1]
-    for name in order:
+    for i, name in enumerate(order):
         found = _FUNCS[name](text)
         if found is not None and found.strip():
+            if name == "boxed" and "answer_is" in order[i + 1:]:
+                stated = _stated_after_box(text)
+                if stated is not None:
+                    return Extraction(stated, "answer_is")
             return Extraction(found.strip(), name)
     return None
+
+
+def _stated_after_box(text: str) -> str | None:
+    """A final answer stated ("the final answer is ...") after the last box, which it beats."""
+    tail = text[-WINDOW:]
+    last = None
+    for last in _ANSWER_IS.finditer(tail):  # noqa: B007 - we want the last match
+        pass
+    if last is None or last.start() < _last_box_start(tail, len(tail)):
+        return None
+    stated = extract_answer_is(tail)
+    return stated.strip() if stated and _reads_as_math(stated) else None
+
+
+def _reads_as_math(answer: str, *, statement: bool = True) -> bool:
+    """Whether an answer holds a value that parses as math (not prose such as "correct"; with
+    `statement` false, not a computation either, such as ``2 + 3 = 5``)."""
+    if not re.search(r"\d", answer):
+        return False
+    try:
+        node = parse_answer(normalize(answer.strip()))
+    except (MathParseError, MathLimit, RecursionError):
+        return False
+    if node[0] == "eq" and not statement:
+        sides = node[1]
+        return sides[0][0] == "s" or sides[-1][0] == "s"
+    return node[0] != "text"
+
+
+_SOLUTION_CHARS = 200
 
 
 def gold_answers(reference: Any) -> list[str]:
@@ -272,6 +396,10 @@ def gold_answers(reference: Any) -> list[str]:
                 return parts
             if parts:
                 return [", ".join(parts)]
+        if len(reference) > _SOLUTION_CHARS and _ANSWER_IS.search(reference):
+            stated = extract_answer_is(reference)  # a worked solution stating its answer
+            if stated:
+                return [stated]
         if not reference.strip():
             raise ValueError("empty reference")
         return [reference.strip()]

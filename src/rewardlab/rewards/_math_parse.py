@@ -57,7 +57,7 @@ _DELIMS = (("$$", "$$"), ("$", "$"), (r"\(", r"\)"), (r"\[", r"\]"))
 _SIZING = re.compile(r"\\(?:left|right|bigl|bigr|Bigl|Bigr|biggl|biggr|Biggl|Biggr|big|Big|bigg|Bigg)"
                      r"(?![a-zA-Z])\s*")
 _INVISIBLE_DELIM = re.compile(r"\\(?:left|right)\s*\.")
-_SPACING = re.compile(r"(?P<br>\\\\)|(?P<thin>\\[!,;:>])|\\ |\\q?quad(?![a-zA-Z])"
+_SPACING = re.compile(r"(?P<br>\\\\)|(?P<thin>\\[!,;:>])|\\ |\\q?quad"
                       r"|\\displaystyle(?![a-zA-Z])|\\(?:no)?limits(?![a-zA-Z])|~")
 _RENAMES = (
     (re.compile(r"\\[dtc]frac(?![a-zA-Z])"), r"\\frac"),
@@ -79,7 +79,12 @@ _UNWRAP_CMDS = ("mathrm", "mathbf", "mathit", "mathsf", "boldsymbol", "bm", "ope
 _TEXT_RE = re.compile(r"\\(" + "|".join(_TEXT_CMDS + _UNWRAP_CMDS) + r")\s*\{")
 _BOXED_WHOLE = re.compile(r"^\\(?:boxed|fbox)\s*\{")
 _THOUSANDS = re.compile(r"^[-+]?\d{1,3}(?:,\d{3})+(?:\.\d+)?%?$")
-_THOUSANDS_BRACED = re.compile(r"(\d)\{,\}(\d{3})")
+_THOUSANDS_BRACED = re.compile(r"(\d)\s*\{\s*,\s*\}\s*(\d{3})(?!\d)")
+_THOUSANDS_THIN = re.compile(r"(?<=\d),\\!\s*(?=\d{3}(?!\d))")  # 11,\! 111,\! 100
+# a backslash doubled by a raw-string slip ("\\frac"): the command meant, not a line break
+_DOUBLED = re.compile(r"(?<!\\)\\\\(?=(?:[dt]?frac|left|right|sqrt|boxed|fbox|leq?|geq?|neq?|lt|gt|text|mathrm|"
+                      r"cdot|times|div|pi|infty|in|cup|cap|begin|end|pm|mp|q?quad|approx|circ|"
+                      r"sin|cos|tan|log|ln|exp)(?![a-zA-Z]))")
 _DIGIT_SPACE = re.compile(r"(?<=\d)[ \t]+(?=\d)")
 _NUM_HEAD = r"[-+]?(?:\d[\d,]*(?:\.\d+)?|\.\d+)(?:\s*/\s*\d+)?%?"
 _UNIT_TAIL = re.compile(
@@ -143,7 +148,7 @@ def _handle_text(s: str) -> str:
             break
         pieces.append((s[pos: m.start()], False))
         content = s[m.end(): end]
-        if m.group(1) in _UNWRAP_CMDS:
+        if m.group(1) in _UNWRAP_CMDS or content.strip() == "e":  # \text{e}: Euler's number
             pieces.append((content, False))
         else:
             pieces.append((content, True))
@@ -184,7 +189,8 @@ def normalize(answer: str) -> str:
     units, dollar signs, thousands separators and trailing punctuation removed."""
     if len(answer) > MAX_ANSWER_CHARS:
         raise MathLimit(f"answer longer than {MAX_ANSWER_CHARS} characters")
-    s = answer.translate(_UNICODE)
+    s = _DOUBLED.sub(lambda m: "\\", answer.translate(_UNICODE))
+    s = _THOUSANDS_THIN.sub("", s)
     s = _strip_delims(s)
     s = _INVISIBLE_DELIM.sub("", s)
     s = _SIZING.sub("", s)
@@ -232,7 +238,7 @@ _TOKEN = re.compile(r"""
   (?P<num>\d+(?:\.\d*)?(?:[eE][-+]?\d{1,4}(?![\d.]))?|\.\d+(?:[eE][-+]?\d{1,4}(?![\d.]))?)
 | (?P<cmd>\\[a-zA-Z]+|\\[{}|%])
 | (?P<word>[a-zA-Z]+)
-| (?P<op><=|>=|!=|\*\*|[-+*/^_!=<>,()\[\]{}|;%&'])
+| (?P<op><=|>=|!=|\*\*|[-+*/^_!=<>,()\[\]{}|;:%&'])
 | (?P<ws>\s+)
 | (?P<other>.)
 """, re.X)
@@ -247,7 +253,7 @@ GREEK = {
     "phi", "varphi", "chi", "psi", "omega", "Gamma", "Delta", "Theta", "Lambda", "Xi", "Sigma",
     "Phi", "Psi", "Omega",
 }
-_RELOPS = {"=": "=", "<": "<", ">": ">", "<=": "<=", ">=": ">=", "!=": "!=", r"\le": "<=",
+_RELOPS = {"=": "=", "<": "<", ">": ">", "<=": "<=", ">=": ">=", "!=": "!=", r"\approx": "~", r"\le": "<=",
            r"\ge": ">=", r"\ne": "!=", r"\leq": "<=", r"\geq": ">="}
 _WORD_CMDS = {"sqrt": r"\sqrt", "pi": r"\pi", "inf": r"\infty", "infty": r"\infty",
               "infinity": r"\infty", "oo": r"\infty"}
@@ -348,6 +354,12 @@ class _Parser:
             raise MathParseError(f"unexpected {self.peek()[1]!r}")  # type: ignore[index]
         if not ops:
             return sides[0]
+        if "~" in ops:  # x = 1/3 \approx 0.33: the exact value; x \approx 11: the value given
+            k = ops.index("~")
+            if k > 0:
+                sides, ops = sides[: k + 1], ops[:k]
+            else:
+                ops = ["=" if o == "~" else o for o in ops]
         if all(o == "=" for o in ops):
             return ("eq", tuple(sides))
         return ("rel", tuple(sides), tuple(ops))
@@ -386,7 +398,7 @@ class _Parser:
             if v in ("*", r"\cdot", r"\times") and tok[0] in ("op", "cmd"):
                 self.take()
                 factors.append(self.unary())
-            elif v in ("/", r"\div") and tok[0] in ("op", "cmd"):
+            elif v in ("/", r"\div", ":") and tok[0] in ("op", "cmd"):
                 self.take()
                 den = self.unary()
                 factors = [("/", _mul(factors), den)]
@@ -412,7 +424,7 @@ class _Parser:
             return True
         if kind == "cmd":
             return v in (r"\frac", r"\sqrt", r"\binom", r"\pi", r"\infty", r"\lfloor", r"\lceil",
-                         r"\exp")
+                         r"\exp", r"\sum", r"\prod")
         if kind == "op":
             if v == "|":
                 return self.abs_depth == 0
@@ -570,6 +582,8 @@ class _Parser:
                 return ("sqrt", self.arg(), index)
             if v == r"\binom":
                 return ("binom", self.arg(), self.arg())
+            if v in (r"\sum", r"\prod"):
+                return self.big_operator(v[1:])
             if v == r"\pi":
                 return ("c", "pi")
             if v == r"\infty":
@@ -585,6 +599,25 @@ class _Parser:
             if v == r"\|":
                 raise MathParseError("norms are not supported")
         raise MathParseError(f"unsupported {v!r}")
+
+    def big_operator(self, kind: str) -> Node:
+        r"""``\sum_{k=a}^{b} body`` (also ``\prod``): the body is the term that follows."""
+        self.expect("_")
+        self.expect("{")
+        var = self.take()
+        if var[0] != "id":
+            raise MathParseError(f"{kind} needs an index variable")
+        self.expect("=")
+        self.enter()
+        lo = self.expr()
+        self.depth -= 1
+        self.expect("}")
+        self.expect("^")
+        hi = self.arg()
+        self.enter()
+        body = self.term()
+        self.depth -= 1
+        return (kind, var[1], lo, hi, body)
 
     def finish_group(self, close: str) -> Node:
         self.enter()
@@ -652,7 +685,15 @@ _IN_PREFIX = re.compile(r"^[a-zA-Z]\s*\\in\s*")
 _CHOICE = re.compile(r"^\(?\s*([A-E])\s*\)?$")
 _WORDY = re.compile(r"(?<![\\a-zA-Z])[a-zA-Z]{3,}")
 _MATH_WORDS = FUNCTIONS | set(_WORD_CMDS) | GREEK | {"and", "or"}
-_SEPARATOR_WORDS = re.compile(r"\s+(?:and|or)\s+|(?<=[\d}])\s*(?:and|or)\s+", re.I)
+_SEPARATOR_WORDS = re.compile(r"\s+(?:and|or)\s+|(?<=[\d}])\s*(?:and|or)\s+|(?<=[)\]}])\s*(?:and|or)\s*(?=[(\[{\\])",
+                              re.I)
+_LEADING_WORD = re.compile(r"^(?:and|or)\s+", re.I)
+_SUB = r"(?:_\{?[A-Za-z0-9]+\}?)?"
+_NAME = rf"(?:[A-Za-z]{{1,4}}{_SUB})"
+# a named left side whose right side is the answer: (p, q) = ..., AB = ..., |AB| = ..., V_1 : V_2 = ...
+_NAMED_LEFT = re.compile(
+    rf"^(?:\(\s*[A-Za-z]{_SUB}(?:\s*,\s*[A-Za-z]{_SUB})+\s*\)|\|\s*{_NAME}\s*\||{_NAME}\s*:\s*{_NAME}"
+    rf"|\\frac\{{{_NAME}\}}\{{{_NAME}\}}|[A-Z]{{2,3}}|[A-Z]_\{{?[A-Za-z]+\}}?)\s*=(?![=<>])")
 
 
 def split_top(s: str, sep: str) -> list[str]:
@@ -741,6 +782,11 @@ def _parse_answer_cached(s: str, depth: int) -> Node:
     if m:
         return ("text", m.group(1).lower())
     s = _IN_PREFIX.sub("", s)
+    m = _NAMED_LEFT.match(s)
+    if m and s[m.end():].strip():
+        return parse_answer(s[m.end():], depth + 1)
+    if s[0] in "([" and _closing_at_end(s) and _MATRIX.match(s[1:-1].strip()):
+        s = s[1:-1].strip()  # a matrix in brackets
     m = _MATRIX.match(s)
     if m:
         body = m.group(2)
@@ -764,8 +810,15 @@ def _parse_answer_cached(s: str, depth: int) -> Node:
         inner = s[2:-2].strip()
         items = [x for x in split_top(inner, ",")] if inner else []
         return ("set", tuple(_flatten(_items(items, depth))))
+    if s[0] == "{" and s[-1] == "}" and _closing_at_end(s):  # a brace group: a set if it lists
+        items = split_top(s[1:-1], ",")
+        if len(items) >= 2:
+            return ("set", tuple(_flatten(_items(items, depth))))
+        return parse_answer(s[1:-1], depth + 1)
     if s[0] in "([" and s[-1] in ")]" and _closing_at_end(s):
         items = split_top(s[1:-1], ",")
+        if len(items) == 1:
+            items = split_top(s[1:-1], ";")  # (0; -2; 6)
         if len(items) >= 2:
             return ("tuple", tuple(_items(items, depth)), s[0] + s[-1])
     items = split_top(s, ",")
@@ -781,7 +834,7 @@ def _parse_answer_cached(s: str, depth: int) -> Node:
 def _items(items: list[str], depth: int) -> list[Node]:
     if len(items) > MAX_ITEMS:
         raise MathLimit(f"more than {MAX_ITEMS} elements")
-    return [parse_answer(x, depth + 1) for x in items]
+    return [parse_answer(_LEADING_WORD.sub("", x), depth + 1) for x in items]
 
 
 def _is_text(s: str) -> bool:
@@ -881,31 +934,110 @@ NEG_INF: Node = ("neg", ("c", "inf"))
 POS_INF: Node = ("c", "inf")
 
 
+def _degree(node: Node, name: str) -> int | None:
+    """0 when `node` does not involve the symbol, 1 when it is linear in it, else None."""
+    tag = node[0]
+    if tag == "s":
+        return 1 if node[1] == name else 0
+    if tag in ("n", "c"):
+        return 0
+    if tag in ("+", "*"):
+        degrees = [_degree(x, name) for x in node[1]]
+        if None in degrees:
+            return None
+        total = max(degrees) if tag == "+" else sum(degrees)  # type: ignore[type-var,arg-type]
+        return total if total <= 1 else None
+    if tag == "neg":
+        return _degree(node[1], name)
+    if tag == "/":
+        return _degree(node[1], name) if _degree(node[2], name) == 0 else None
+    return 0 if name not in symbols(node) else None
+
+
+def _substitute(node: Any, name: str, value: Node) -> Any:
+    if isinstance(node, tuple) and node:
+        if node[0] == "s":
+            return value if node[1] == name else node
+        head, children = _children(node)
+        return head + tuple(_substitute(c, name, value) for c in children)
+    return node
+
+
+def _linear(node: Node, name: str) -> tuple[Fraction, Fraction] | None:
+    """(a, b) with node = a*name + b and rational a != 0, or None."""
+    if _degree(node, name) != 1:
+        return None
+    try:
+        b = exact(_substitute(node, name, ("n", Fraction(0))))
+        at_one = exact(_substitute(node, name, ("n", Fraction(1))))
+    except MathLimit:
+        return None
+    if b is None or at_one is None or at_one == b:
+        return None
+    return at_one - b, b
+
+
+_FLIP_OP = {"<": ">", "<=": ">=", ">": "<", ">=": "<="}
+
+
+def _solve_side(side: Node, bound: Node) -> tuple[str, Node, bool] | None:
+    """For `side op bound` with `side` linear in one symbol: (symbol, the bound for the symbol,
+    whether the inequality flips)."""
+    names = symbols(side)
+    if len(names) != 1 or symbols(bound):
+        return None
+    name = next(iter(names))
+    if side == ("s", name):
+        return name, bound, False
+    lin = _linear(side, name)
+    if lin is None:
+        return None
+    a, b = lin
+    value = exact(bound)
+    if value is not None:
+        solved: Node = ("n", (value - b) / a)
+    else:
+        solved = ("/", ("+", (bound, ("n", -b))), ("n", a))
+    return name, solved, a < 0
+
+
 def relation_interval(node: Node) -> Node | None:
-    """`x > 3` as (3, oo), `-1 <= x < 2` as [-1, 2); None when not one variable."""
+    """`x > 3` as (3, oo), `-1 <= x < 2` as [-1, 2), `-x > -1` as (-oo, 1); None when the
+    relation is not linear in one variable."""
     sides, ops = node[1], node[2]
     if any(o not in ("<", "<=", ">", ">=") for o in ops):
         return None
     if len(sides) == 2:
         a, b = sides
         op = ops[0]
-        if a[0] == "s" and b[0] != "s":
-            var_left, other = True, b
-        elif b[0] == "s" and a[0] != "s":
-            var_left, other = False, a
+        left = _solve_side(a, b)
+        if left is not None:
+            _, other, flip = left
         else:
-            return None
-        if not var_left:  # a op x  ->  x op' a
-            op = {"<": ">", "<=": ">=", ">": "<", ">=": "<="}[op]
+            right = _solve_side(b, a)
+            if right is None:
+                return None
+            _, other, flip = right
+            op = _FLIP_OP[op]  # a op x  ->  x op' a
+        if flip:
+            op = _FLIP_OP[op]
         if op in ("<", "<="):
             return ("interval", False, NEG_INF, other, op == "<=")
         return ("interval", op == ">=", other, POS_INF, False)
-    if len(sides) == 3 and sides[1][0] == "s" and sides[0][0] != "s" and sides[2][0] != "s":
-        lo, _, hi = sides
-        if ops[0] in ("<", "<=") and ops[1] in ("<", "<="):
-            return ("interval", ops[0] == "<=", lo, hi, ops[1] == "<=")
-        if ops[0] in (">", ">=") and ops[1] in (">", ">="):
-            return ("interval", ops[1] == ">=", hi, lo, ops[0] == ">=")
+    if len(sides) == 3 and not symbols(sides[0]) and not symbols(sides[2]):
+        lo_side = _solve_side(sides[1], sides[0])
+        hi_side = _solve_side(sides[1], sides[2])
+        if lo_side is None or hi_side is None:
+            return None
+        _, lo, flip = lo_side
+        _, hi, _ = hi_side
+        o1, o2 = ops
+        if flip:  # -x in the middle: the bounds swap sides
+            lo, hi, o1, o2 = hi, lo, o2, o1
+        if o1 in ("<", "<=") and o2 in ("<", "<="):
+            return ("interval", o1 == "<=", lo, hi, o2 == "<=")
+        if o1 in (">", ">=") and o2 in (">", ">="):
+            return ("interval", o2 == ">=", hi, lo, o1 == ">=")
     return None
 
 

@@ -116,4 +116,8 @@ SEVERAL_BOXES = [
     r"The answer is one of $41, 42, 43$.",
     r"<answer>41, 42, 43</answer>",
     r"\boxed{x = 41 = 42}",
+    "Final Answer: it is one of 41, 42 or 43.",
+    r"Final Answer: The answer is $41$ or $42$ or $43$.",
+    r"\boxed{41}. The final answer is 41, 42 or 43.",
+    r"We get $41$, $42$ and $43$",
 ]

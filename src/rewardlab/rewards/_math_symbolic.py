@@ -88,6 +88,9 @@ def to_sympy(node: Node) -> Any:
     if tag == "log":
         x = to_sympy(node[1])
         return sp.log(x) if node[2] is None else sp.log(x, to_sympy(node[2]))
+    if tag in ("sum", "prod"):
+        bounds = (sp.Symbol(node[1]), to_sympy(node[2]), to_sympy(node[3]))
+        return (sp.Sum if tag == "sum" else sp.Product)(to_sympy(node[4]), bounds)
     if tag == "f":
         name = node[1]
         fn = {"arcsin": sp.asin, "arccos": sp.acos, "arctan": sp.atan, "arccot": sp.acot,
@@ -156,20 +159,29 @@ def _close(va: Any, vb: Any, relative: float) -> bool:
         return bool(diff == 0 or diff <= relative * scale)
 
 
+def _within(va: Any, vb: Any, absolute: float) -> bool:
+    import mpmath
+
+    with mpmath.workdps(_NON_FINITE_PRECISION):
+        return bool(abs(va - vb) <= absolute)
+
+
 def _is_nonfinite(expr: Any) -> bool:
     import sympy as sp
 
     return bool(expr.has(sp.oo, -sp.oo, sp.zoo, sp.nan))
 
 
-def sympy_equal(a: Any, b: Any, tolerance: float) -> bool:
+def sympy_equal(a: Any, b: Any, tolerance: float, absolute: float | None = None) -> bool:
     """Equality of two sympy expressions: exact for rationals, relative `tolerance` for other
     numbers, identity testing at several rational points (then `simplify`) with symbols.
 
     Numbers are compared in mpmath at 40 digits with an unbounded exponent, so a value beyond
     the float range is compared by its real magnitude; an infinite, undefined (nan) or
     unevaluable value is never equal to anything. When the two sides do not have the same
-    free symbols, only a symbolic proof (``simplify(a - b) == 0``) makes them equal."""
+    free symbols, only a symbolic proof (``simplify(a - b) == 0``) makes them equal. With
+    `absolute` (a rounding precision), two finite numbers within `absolute` of each other are
+    equal."""
     import sympy as sp
 
     if _is_nonfinite(a) or _is_nonfinite(b):
@@ -184,6 +196,8 @@ def sympy_equal(a: Any, b: Any, tolerance: float) -> bool:
         va, vb = _mp_value(a.evalf(_NON_FINITE_PRECISION)), _mp_value(b.evalf(_NON_FINITE_PRECISION))
         if va is None or vb is None:
             return _proved_zero(a - b)
+        if absolute is not None and _within(va, vb, absolute):
+            return True
         if _close(va, vb, 1e-30):
             if rational:  # equal to 30 digits, but exact values need exact equality
                 raise MathLimit("numbers too large to compare exactly")
@@ -225,7 +239,8 @@ class SymbolicComparator(FastComparator):
         fast = super().scalar(gold, pred)
         if fast is not None:
             return fast
-        return sympy_equal(to_sympy(gold), to_sympy(pred), self.tolerance)
+        absolute = None if self.precision is None else 0.5 * 10.0 ** -self.precision
+        return sympy_equal(to_sympy(gold), to_sympy(pred), self.tolerance, absolute)
 
     def proportional(self, gold: Node, pred: Node) -> Tri:
         import sympy as sp
@@ -243,23 +258,24 @@ class SymbolicComparator(FastComparator):
                     and ratio.is_finite)
 
 
-def symbolic_verdict(gold: str, pred: str, tolerance: float) -> bool:
+def symbolic_verdict(gold: str, pred: str, tolerance: float, precision: int | None = None) -> bool:
     """Whether two answer strings are equivalent, using sympy where needed (in-process)."""
     g = parse_answer(normalize(gold))
     p = parse_answer(normalize(pred))
-    result = equal(g, p, SymbolicComparator(tolerance))
+    result = equal(g, p, SymbolicComparator(tolerance, precision))
     if result is None:  # pragma: no cover - the symbolic comparator always decides
         raise RuntimeError("undecided")
     return result
 
 
 @reward(name="math_symbolic_pair", kind="cpu", register=False, timeout=5.0)
-def symbolic_pair(reference: Any, response: str, *, tolerance: float = 1e-9) -> Score:
+def symbolic_pair(reference: Any, response: str, *, tolerance: float = 1e-9,
+                  precision: int | None = None) -> Score:
     """1 if the gold answer (reference) and the predicted answer (response) are equivalent by
     the symbolic check, else 0 (higher is better)."""
     gold = str(reference)
     try:
-        ok = symbolic_verdict(gold, response, tolerance)
+        ok = symbolic_verdict(gold, response, tolerance, precision)
     except MathLimit as exc:
         ref = reference_limit_symbolic(gold)
         if ref is not None:
@@ -322,6 +338,7 @@ def close_pool() -> None:
 
 
 def run_symbolic(pairs: Sequence[tuple[str, str]], *, tolerance: float, timeout: float,
+                 precision: int | None = None,
                  isolate: bool = True) -> list[Score]:
     """Score (gold, predicted) answer pairs on the symbolic path, each under a hard timeout.
 
@@ -330,7 +347,7 @@ def run_symbolic(pairs: Sequence[tuple[str, str]], *, tolerance: float, timeout:
     """
     if not pairs:
         return []
-    configured = symbolic_pair(tolerance=tolerance)
+    configured = symbolic_pair(tolerance=tolerance, precision=precision)
     samples = [Sample(reference=g, response=p) for g, p in pairs]
     if not isolate or multiprocessing.current_process().daemon:
         return configured.score_local(samples)

@@ -85,8 +85,9 @@ def extract_answer(text: str, *, extract_order: Sequence[str] = DEFAULT_ORDER,
     r"""The final answer of a model response, or None when no extractor finds one.
 
     `extract_order` lists extractors by precedence (see `EXTRACTORS`): by default an
-    ``<answer>`` block, then the last ``\boxed{}``, then GSM8K's ``####``, then "the answer
-    is", then the last number. `strip_think` ignores everything up to the last ``</think>``.
+    ``<answer>`` block, then the last ``\boxed{}`` (unless "the answer is" states a final answer
+    after it), then GSM8K's ``####``, then "the answer is", then the final math expression,
+    then the last number. `strip_think` ignores everything up to the last ``</think>``.
     """
     return extract(text, check_order(extract_order), strip_think=strip_think)
 
@@ -123,7 +124,8 @@ def _limit(gold: str, why: str) -> tuple[Tri, str]:
     return False, f"limit: {why}"
 
 
-def fast_check(gold: str, prediction: str, tolerance: float) -> tuple[Tri, str | None]:
+def fast_check(gold: str, prediction: str, tolerance: float,
+               precision: int | None = None) -> tuple[Tri, str | None]:
     """The fast path on two answer strings: (True/False, None) when settled, (None, None)
     when the symbolic path is needed, (False, reason) when the prediction exceeds a limit,
     (None, reason) when the reference cannot be used (the reason starts with
@@ -137,12 +139,12 @@ def fast_check(gold: str, prediction: str, tolerance: float) -> tuple[Tri, str |
         if a is not None:
             b = plain_number(np_)
             if b is not None:
-                return a == b, None
+                return (a == b if precision is None else round(a, precision) == round(b, precision)), None
         try:
             g = parse_answer(ng)
         except MathParseError as exc:
             return None, f"{BAD_REFERENCE}cannot parse the reference answer: {exc}"
-        return equal(g, _structure(np_), FastComparator(tolerance)), None
+        return equal(g, _structure(np_), FastComparator(tolerance, precision)), None
     except MathLimit as exc:
         return _limit(gold, str(exc))
     except RecursionError:
@@ -173,17 +175,19 @@ def combine(verdicts: Sequence[Verdict]) -> Verdict:
 
 
 def verify(*, gold: Any, prediction: str | float | Fraction, tolerance: float = 1e-9, timeout: float = 5.0,
-           isolate: bool = True) -> Verdict:
+           isolate: bool = True, precision: int | None = None) -> Verdict:
     r"""Whether `prediction` (an answer, e.g. ``\frac{1}{2}``, ``x = 3``, ``(1, 2]``) equals
     `gold` (an answer string, a number, a GSM8K solution with ``####``, a solution with a
     ``\boxed{}`` answer, or a list of acceptable answers).
 
-    Exact values compare exactly; other numbers within relative `tolerance`; no infinite,
+    Exact values compare exactly (with `precision`, numbers that agree when rounded to that
+    many decimal places are equal); other numbers within relative `tolerance`; no infinite,
     undefined or unevaluable value equals anything. Pairs the fast path cannot settle go to
     sympy in a worker process limited to `timeout` seconds (in this process when `isolate`
     is false). A prediction past a limit is not equal (with the reason); a gold that cannot
     be parsed or is past a limit leaves the verdict undecided (`bad_reference`).
     """
+    check_precision(precision)
     golds = gold_answers(gold)
     if not isinstance(prediction, str):
         if isinstance(prediction, bool) or not isinstance(prediction, int | float | Fraction):
@@ -192,7 +196,7 @@ def verify(*, gold: Any, prediction: str | float | Fraction, tolerance: float = 
     pending: list[str] = []
     verdicts: list[Verdict] = []
     for g in golds:
-        result, reason = fast_check(g, prediction, tolerance)
+        result, reason = fast_check(g, prediction, tolerance, precision)
         if result is True:
             return Verdict(True, "fast")
         if result is None and reason is None:
@@ -200,8 +204,15 @@ def verify(*, gold: Any, prediction: str | float | Fraction, tolerance: float = 
         else:
             verdicts.append(Verdict(result, "fast", reason))
     scores = run_symbolic([(g, prediction) for g in pending], tolerance=tolerance,
-                          timeout=timeout, isolate=isolate)
+                          timeout=timeout, isolate=isolate, precision=precision)
     return combine(verdicts + [_from_symbolic(s) for s in scores])
+
+
+def check_precision(precision: int | None) -> None:
+    """Validate a `precision` (decimal places, or None for exact comparison)."""
+    if precision is not None and (isinstance(precision, bool) or not isinstance(precision, int)
+                                  or not 0 <= precision <= 15):
+        raise ValueError(f"precision must be None or a number of decimal places from 0 to 15, not {precision!r}")
 
 
 def set_symbolic_workers(workers: int | None) -> None:
@@ -230,7 +241,7 @@ def _details(item: _Item, path: Path) -> dict[str, Any]:
 
 
 def _first_pass(sample: Sample, order: tuple[str, ...], no_answer: str, strip_think: bool,
-                tolerance: float) -> Score | tuple[_Item, list[str]]:
+                tolerance: float, precision: int | None) -> Score | tuple[_Item, list[str]]:
     """Reference, extraction and the fast path for one sample: a final `Score`, or the
     sample's state and the gold answers left to the symbolic path."""
     if sample.reference is None:
@@ -248,7 +259,7 @@ def _first_pass(sample: Sample, order: tuple[str, ...], no_answer: str, strip_th
     item = _Item(golds, found, [])
     open_golds: list[str] = []
     for g in golds:
-        result, reason = fast_check(g, found.answer, tolerance)
+        result, reason = fast_check(g, found.answer, tolerance, precision)
         if result is True:
             item.verdicts = [Verdict(True, "fast")]
             return item, []
@@ -277,7 +288,7 @@ def _final(item: _Item) -> Score:
 @reward(range=(0, 1), kind="inline", batched=True, version="2")
 def math_answer(samples: list[Sample], *, extract_order: Sequence[str] = DEFAULT_ORDER,
                 no_answer: Literal["abstain", "wrong"] = "wrong", tolerance: float = 1e-9,
-                timeout: float = 5.0, strip_think: bool = True) -> list[Score]:
+                timeout: float = 5.0, strip_think: bool = True, precision: int | None = None) -> list[Score]:
     r"""1 if the response's final answer equals the reference answer, else 0 (higher is better).
 
     A response with no extractable answer scores 0 with the reason "no answer found" (abstains
@@ -290,14 +301,17 @@ def math_answer(samples: list[Sample], *, extract_order: Sequence[str] = DEFAULT
 
     The reference is a number, a MATH-style answer string, a GSM8K solution (the part after
     ``####``), a solution with a ``\boxed{}`` answer, or a list of acceptable answers. The
-    answer is extracted by `extract_order` (default: ``<answer>`` tag, ``\boxed{}``, ``####``,
-    "the answer is", last number). Extraction and the fast path run in this process; only
+    answer is extracted by `extract_order` (default: ``<answer>`` tag, ``\boxed{}`` unless a
+    final answer is stated after it, ``####``, "the answer is", the last math expression, last
+    number). Numbers compare exactly (`precision`: equal when they agree rounded to that many
+    decimal places). Extraction and the fast path run in this process; only
     pairs they cannot settle go to sympy in worker processes, each limited to `timeout`
     seconds. No infinite, undefined or overflowing value equals anything. `details` holds the
     extracted answer, the extractor, the gold answer and the path that decided ("fast" or
     "symbolic").
     """
     order = check_order(extract_order)
+    check_precision(precision)
     if no_answer not in ("abstain", "wrong"):
         raise ValueError(f"no_answer must be 'abstain' or 'wrong', not {no_answer!r}")
     out: list[Score | None] = [None] * len(samples)
@@ -305,7 +319,7 @@ def math_answer(samples: list[Sample], *, extract_order: Sequence[str] = DEFAULT
     hard: list[tuple[int, str, str]] = []
     for i, sample in enumerate(samples):
         try:
-            first = _first_pass(sample, order, no_answer, strip_think, tolerance)
+            first = _first_pass(sample, order, no_answer, strip_think, tolerance, precision)
         except Exception as exc:  # fail closed: this sample errors, the batch goes on
             out[i] = Score.error(f"{type(exc).__name__}: {exc}")
             continue
@@ -317,7 +331,7 @@ def math_answer(samples: list[Sample], *, extract_order: Sequence[str] = DEFAULT
         hard.extend((i, g, item.found.answer) for g in open_golds)
     if hard:
         scores = run_symbolic([(g, p) for _, g, p in hard], tolerance=tolerance,
-                              timeout=timeout)
+                              timeout=timeout, precision=precision)
         for (i, _, _), score in zip(hard, scores, strict=True):
             items[i].verdicts.append(_from_symbolic(score))
     for i, item in items.items():
