@@ -104,3 +104,16 @@ def test_child_uses_the_inherited_cache(tmp_path: Path) -> None:
         hits, stored = _in_child(child)
         assert hits >= 4
         assert stored >= 4
+
+
+def test_child_runs_code_in_the_sandbox_after_parent_did() -> None:
+    row = {"prompt": "p", "response": "```python\ndef add(a, b):\n    return a + b\n```",
+           "reference": {"tests": ["assert add(1, 2) == 3"], "entry_point": "add"}}
+    assert rl.score([row], "code_pass", cache=None)[0].value == 1.0
+
+    def child() -> list[Any]:
+        s = rl.score([row], "code_pass", cache=None)[0]
+        return [s.status.value, s.value]
+
+    assert _in_child(child) == ["ok", 1.0]
+    assert rl.score([row], "code_pass", cache=None)[0].value == 1.0

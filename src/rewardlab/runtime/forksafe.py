@@ -14,6 +14,7 @@ import os
 import threading
 import weakref
 from collections.abc import Callable
+from multiprocessing import forkserver
 from typing import Any, Protocol
 
 _resets: list[Callable[[], None]] = []
@@ -37,9 +38,8 @@ def track(obj: ForkAware) -> None:
 
 def _reset_forkserver() -> None:
     """The multiprocessing fork server started by the parent is not the child's: forget it
-    so the child starts its own (waiting on the parent's server raises ChildProcessError)."""
-    from multiprocessing import forkserver
-
+    so the child starts its own (waiting on the parent's server raises ChildProcessError).
+    Nothing here imports: a fork can happen while another thread holds the import lock."""
     server = getattr(forkserver, "_forkserver", None)
     if server is None or getattr(server, "_forkserver_pid", None) is None:
         return
