@@ -347,3 +347,41 @@ def test_fast_path_agrees_with_sympy_on_real_answers(shared_data):
             assert equal(g, p, _SympyOnly(1e-9)) is fast, (ans, pred)
             checked += 1
     assert checked > 900
+
+
+class _FakePool:
+    """Stands in for the worker pool: each call answers with the next prepared scores."""
+
+    def __init__(self, *answers):
+        self.answers = list(answers)
+        self.calls = []
+
+    def map(self, reward, samples, timeout):
+        self.calls.append(("map", [s.response for s in samples]))
+        return self.answers.pop(0)
+
+    def run(self, reward, samples, timeout):
+        self.calls.append(("run", [s.response for s in samples]))
+        return self.answers.pop(0)
+
+
+def test_a_timeout_is_the_answers_failure_only_when_it_recurs_on_a_warm_worker(monkeypatch):
+    from rewardlab.core.types import Score
+
+    timeout = Score.error("timeout: no result within 5s (worker killed)")
+    warm_ok = Score.of(0.0)
+    # fails again right after the same reference was checked in time: the answer's failure
+    pool = _FakePool([timeout], [warm_ok, timeout])
+    monkeypatch.setattr(_math_symbolic, "_get_pool", lambda: pool)
+    out = _math_symbolic.run_symbolic([("x^2+1", "(x+y)^9")], tolerance=1e-9, timeout=5)
+    assert out[0].status is Status.ok and out[0].value == 0.0 and "warm worker" in out[0].reason
+    assert pool.calls == [("map", ["(x+y)^9"]), ("run", ["0", "(x+y)^9"])]
+    # the warm-up itself fails: nothing can be said about the answer, the error stands
+    pool = _FakePool([timeout], [timeout, Score.error("timeout: again")])
+    monkeypatch.setattr(_math_symbolic, "_get_pool", lambda: pool)
+    out = _math_symbolic.run_symbolic([("x^2+1", "(x+y)^9")], tolerance=1e-9, timeout=5)
+    assert out[0].status is Status.error and out[0].reason.startswith("timeout")
+    # passes on the retry: the retry's verdict
+    pool = _FakePool([timeout], [warm_ok, Score.of(1.0)])
+    monkeypatch.setattr(_math_symbolic, "_get_pool", lambda: pool)
+    assert _math_symbolic.run_symbolic([("1", "1")], tolerance=1e-9, timeout=5)[0].value == 1.0
