@@ -123,13 +123,13 @@ def test_unguarded_script_with_a_reward_in_main_gets_one_clear_error(tmp_path: P
     main()
     """)
     assert proc.returncode != 0
-    assert "MainModuleError" in proc.stderr
+    assert "MainModuleError" in proc.stderr, proc.stderr
     assert 'if __name__ == "__main__":' in proc.stderr
     assert "longer_than_three" in proc.stderr and "script.py" in proc.stderr
     assert "bootstrapping" not in proc.stderr
-    assert proc.stderr.count("Traceback") == 1
+    assert proc.stderr.count("Traceback") == 1, proc.stderr
     assert "RESULT" not in proc.stdout
-    assert runs <= 3
+    assert runs <= 3, (runs, proc.stderr)
 
 
 def test_reward_defined_in_python_c_gets_a_clear_error(tmp_path: Path) -> None:

@@ -51,6 +51,10 @@ class RetriesExhausted(Exception):
         super().__init__(f"failed after {attempts} attempt(s); last: {kind}: {last}")
 
 
+class RewardExited(Exception):
+    """A reward call raised SystemExit (or another BaseException): an error for that call."""
+
+
 class Limited:
     """Runs calls under one set of limits (shared by all samples of one reward)."""
 
@@ -97,10 +101,6 @@ async def _invoke(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         raise
     except BaseException as exc:  # SystemExit and the like from a reward: that call fails
         raise RewardExited(f"{type(exc).__name__}: {exc}") from None
-
-
-class RewardExited(Exception):
-    """A reward call raised SystemExit (or another BaseException): an error for that call."""
 
 
 def in_daemon_thread(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> asyncio.Future[Any]:

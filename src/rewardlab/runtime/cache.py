@@ -72,6 +72,33 @@ def _sorted_items(d: dict[Any, Any]) -> list[tuple[Any, Any]]:
         return sorted(d.items(), key=lambda kv: b"".join(_encode(kv[0], [])))
 
 
+def _flat(items: list[tuple[Any, Any]]) -> list[bytes] | None:
+    """The encoding of a dict's items when keys are strings and values scalars (the common
+    metadata), as `_encode` would write it; None otherwise."""
+    parts: list[bytes] = []
+    add = parts.append
+    for k, x in items:
+        if type(k) is not str:
+            return None
+        add(b"s%d:" % len(k))
+        add(k.encode("utf-8", "surrogatepass"))
+        tx = type(x)
+        if tx is str:
+            add(b"s%d:" % len(x))
+            add(x.encode("utf-8", "surrogatepass"))
+        elif tx is int:
+            add(b"i%x;" % x)
+        elif x is None:
+            add(b"n")
+        elif tx is float:
+            add(b"f%s;" % x.hex().encode())
+        elif tx is bool:
+            add(b"T" if x else b"F")
+        else:
+            return None
+    return parts
+
+
 def _encode(value: Any, out: list[bytes]) -> list[bytes]:
     """Append the canonical encoding of `value` to `out` (iterative: no recursion limit)."""
     app = out.append
@@ -93,9 +120,14 @@ def _encode(value: Any, out: list[bytes]) -> list[bytes]:
             app(b"T" if v else b"F")
         elif t is dict:
             app(b"d%d:" % len(v))
-            for k, x in reversed(_sorted_items(v)):
-                push(x)
-                push(k)
+            items = _sorted_items(v)
+            flat = _flat(items)
+            if flat is not None:
+                out.extend(flat)
+            else:
+                for k, x in reversed(items):
+                    push(x)
+                    push(k)
         elif t is list or t is tuple:
             app((b"l%d:" if t is list else b"t%d:") % len(v))
             stack.extend(reversed(v))

@@ -30,6 +30,8 @@ from rewardlab.runtime.mainmodule import MainModuleError, MainRef
 if TYPE_CHECKING:
     from rewardlab.core.reward import Reward
 
+_MAIN_IMPORT_BOUND = 300.0  # seconds a worker may take to import the caller's main script
+
 
 def _describe_exit(code: int | None) -> str:
     if code is None:
@@ -54,7 +56,10 @@ class _Worker:
             pass
         self.proc.kill()
         self.proc.join(timeout=5)
-        self.conn.close()
+        try:
+            self.conn.close()
+        except OSError:  # closed at the same moment by another thread (close() during a run)
+            pass
 
 
 class ProcessPool:
@@ -142,6 +147,23 @@ class ProcessPool:
             raise MainModuleError(mainmodule.not_importable_message(what))
         return blob, ref, what
 
+    @staticmethod
+    def _await_main(w: _Worker, what: str) -> None:
+        """Wait (within a generous bound) for a worker to import the caller's main module."""
+        if not w.conn.poll(_MAIN_IMPORT_BOUND):
+            raise MainModuleError(f"{what} is defined in the main script, and a worker process "
+                                  f"did not finish importing it within {_MAIN_IMPORT_BOUND:g}s")
+        try:
+            reply = w.conn.recv()
+        except (EOFError, OSError):
+            w.proc.join(timeout=2)
+            raise MainModuleError(f"{what} is defined in the main script, and importing it "
+                                  f"ended the worker process ({_describe_exit(w.proc.exitcode)})") from None
+        if isinstance(reply, tuple) and reply[:1] == (_worker.MAIN_ERROR,):
+            raise MainModuleError(reply[1])
+        if reply != _worker.MAIN_READY:
+            raise MainModuleError(f"unexpected reply from a worker importing the main script: {reply!r}")
+
     def _run(self, task: tuple[bytes, MainRef | None, str], samples: Sequence[Sample],
              timeout: float) -> list[Score]:
         n = len(samples)
@@ -155,6 +177,8 @@ class ProcessPool:
                 except (BrokenPipeError, OSError):
                     w = self._replace(w)
                     w.conn.send((*task, list(samples[done:])))
+                if task[1] is not None:
+                    self._await_main(w, task[2])
                 started = time.monotonic()
                 while done < n:
                     remaining = timeout - (time.monotonic() - started)
@@ -175,8 +199,6 @@ class ProcessPool:
                         done += 1
                         w = self._replace(w)
                         break
-                    if isinstance(score, tuple) and score[:1] == (_worker.MAIN_ERROR,):
-                        raise MainModuleError(score[1])
                     results[done] = score
                     done += 1
                     started = time.monotonic()

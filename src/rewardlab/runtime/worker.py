@@ -13,12 +13,14 @@ from rewardlab.core.types import Cost, Score
 from rewardlab.runtime.mainmodule import MainRef, load_in_worker
 
 MAIN_ERROR = "main-module-error"  # first item of the reply that reports a main-module failure
+MAIN_READY = "main-module-ready"  # the reply that the main module is imported
 
 
 def main(conn: Connection, memory_mb: int | None) -> None:
     """Receive (pickled reward, main-module reference, samples) tasks; send back one `Score`
-    per sample, in order, or one ``(MAIN_ERROR, message)`` when the reward cannot be loaded
-    because the main module it lives in cannot be imported here."""
+    per sample, in order. A task whose reward lives in the caller's main module is first
+    answered with `MAIN_READY` once that module is imported, or with ``(MAIN_ERROR, message)``
+    when it cannot be (then the worker stops)."""
     os.setsid()  # own process group: the parent kills it whole, children included
     if memory_mb:
         limit = memory_mb * 1024 * 1024
@@ -32,11 +34,13 @@ def main(conn: Connection, memory_mb: int | None) -> None:
         if task is None:
             return
         blob, main_ref, what, samples = task
-        if loaded is None or loaded[0] != blob:
+        if main_ref is not None:  # the script's import is not charged to the first sample
             problem = _load_main(main_ref, what)
             if problem is not None:
                 conn.send((MAIN_ERROR, problem))
                 return
+            conn.send(MAIN_READY)
+        if loaded is None or loaded[0] != blob:
             try:
                 loaded = (blob, pickle.loads(blob))
             except Exception as exc:  # every sample of this task reports why
