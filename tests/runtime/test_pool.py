@@ -94,3 +94,12 @@ def test_many_threads_share_the_pool(pool: ProcessPool) -> None:
     assert len(results) == 6
     errors = sum(s.status is Status.error for r in results for s in r)
     assert errors == 3
+
+
+def test_loading_a_reward_is_not_charged_to_a_samples_timeout() -> None:
+    # the reward's module takes 2 s to import in the worker; each sample has 0.5 s
+    with ProcessPool(workers=1, memory_mb=1024) as fresh:
+        from tests.runtime.rewards_slow_import import after_slow_import
+
+        scores = fresh.run(after_slow_import(), _samples("a", "b"), timeout=0.5)
+    assert [s.status for s in scores] == [Status.ok, Status.ok], scores

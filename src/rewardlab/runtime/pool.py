@@ -30,7 +30,7 @@ from rewardlab.runtime.mainmodule import MainModuleError, MainRef
 if TYPE_CHECKING:
     from rewardlab.core.reward import Reward
 
-_MAIN_IMPORT_BOUND = 300.0  # seconds a worker may take to import the caller's main script
+_LOAD_BOUND = 300.0  # seconds a worker may take to load a reward (its modules, the main script)
 
 
 def _describe_exit(code: int | None) -> str:
@@ -148,21 +148,29 @@ class ProcessPool:
         return blob, ref, what
 
     @staticmethod
-    def _await_main(w: _Worker, what: str) -> None:
-        """Wait (within a generous bound) for a worker to import the caller's main module."""
-        if not w.conn.poll(_MAIN_IMPORT_BOUND):
-            raise MainModuleError(f"{what} is defined in the main script, and a worker process "
-                                  f"did not finish importing it within {_MAIN_IMPORT_BOUND:g}s")
-        try:
-            reply = w.conn.recv()
-        except (EOFError, OSError):
-            w.proc.join(timeout=2)
-            raise MainModuleError(f"{what} is defined in the main script, and importing it "
-                                  f"ended the worker process ({_describe_exit(w.proc.exitcode)})") from None
-        if isinstance(reply, tuple) and reply[:1] == (_worker.MAIN_ERROR,):
-            raise MainModuleError(reply[1])
-        if reply != _worker.MAIN_READY:
-            raise MainModuleError(f"unexpected reply from a worker importing the main script: {reply!r}")
+    def _await_ready(w: _Worker, task: tuple[bytes, MainRef | None, str]) -> str | None:
+        """Wait (within a generous bound) for a worker to load the reward, the caller's main
+        module included; None when it did, else why not. A reward in the main module that
+        cannot be loaded raises `MainModuleError`: no other worker would do better."""
+        what, in_main = task[2], task[1] is not None
+        where = " from the main script" if in_main else ""
+        if not w.conn.poll(_LOAD_BOUND):
+            problem = f"a worker did not finish loading {what}{where} within {_LOAD_BOUND:g}s"
+        else:
+            try:
+                reply = w.conn.recv()
+            except (EOFError, OSError):
+                w.proc.join(timeout=2)
+                problem = f"loading {what}{where} ended the worker process ({_describe_exit(w.proc.exitcode)})"
+            else:
+                if reply == _worker.READY:
+                    return None
+                if isinstance(reply, tuple) and reply[:1] == (_worker.MAIN_ERROR,):
+                    raise MainModuleError(reply[1])
+                problem = f"unexpected reply from a worker loading {what}: {reply!r}"
+        if in_main:
+            raise MainModuleError(problem)
+        return problem
 
     def _run(self, task: tuple[bytes, MainRef | None, str], samples: Sequence[Sample],
              timeout: float) -> list[Score]:
@@ -177,9 +185,13 @@ class ProcessPool:
                 except (BrokenPipeError, OSError):
                     w = self._replace(w)
                     w.conn.send((*task, list(samples[done:])))
-                if task[1] is not None:
-                    self._await_main(w, task[2])
-                started = time.monotonic()
+                problem = self._await_ready(w, task)
+                if problem is not None:  # costs the sample it was sent for, like a crash
+                    results[done] = Score.error(f"crash: {problem}")
+                    done += 1
+                    w = self._replace(w)
+                    continue
+                started = time.monotonic()  # the clock runs from a loaded reward, not from imports
                 while done < n:
                     remaining = timeout - (time.monotonic() - started)
                     if remaining <= 0 or not w.conn.poll(remaining):

@@ -13,14 +13,15 @@ from rewardlab.core.types import Cost, Score
 from rewardlab.runtime.mainmodule import MainRef, load_in_worker
 
 MAIN_ERROR = "main-module-error"  # first item of the reply that reports a main-module failure
-MAIN_READY = "main-module-ready"  # the reply that the main module is imported
+READY = "reward-loaded"  # the first reply to every task: the reward (and its main module) is loaded
 
 
 def main(conn: Connection, memory_mb: int | None) -> None:
-    """Receive (pickled reward, main-module reference, samples) tasks; send back one `Score`
-    per sample, in order. A task whose reward lives in the caller's main module is first
-    answered with `MAIN_READY` once that module is imported, or with ``(MAIN_ERROR, message)``
-    when it cannot be (then the worker stops)."""
+    """Receive (pickled reward, main-module reference, samples) tasks; answer each with
+    `READY` once the reward is loaded (so that no sample's timeout pays for imports), then
+    one `Score` per sample, in order. A task whose reward lives in the caller's main module
+    is answered with ``(MAIN_ERROR, message)`` instead when that module cannot be imported
+    (then the worker stops)."""
     os.setsid()  # own process group: the parent kills it whole, children included
     if memory_mb:
         limit = memory_mb * 1024 * 1024
@@ -39,15 +40,17 @@ def main(conn: Connection, memory_mb: int | None) -> None:
             if problem is not None:
                 conn.send((MAIN_ERROR, problem))
                 return
-            conn.send(MAIN_READY)
         if loaded is None or loaded[0] != blob:
             try:
                 loaded = (blob, pickle.loads(blob))
             except Exception as exc:  # every sample of this task reports why
+                conn.send(READY)
                 reason = f"cannot load {what} in the worker: {type(exc).__name__}: {exc}"
                 for _ in samples:
                     conn.send(Score.error(reason))
+                loaded = None
                 continue
+        conn.send(READY)
         reward = loaded[1]
         for sample in samples:
             t0 = time.perf_counter()
