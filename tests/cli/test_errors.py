@@ -20,6 +20,7 @@ import pytest
 from typer.testing import CliRunner
 
 from rewardlab.cli import app
+from tests.cli.faults import cut_nth_chunk_write
 
 ROOT = Path(__file__).resolve().parents[2]
 runner = CliRunner()
@@ -74,22 +75,12 @@ def test_read_only_output_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 def test_full_disk_is_a_message_and_the_run_resumes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     inp, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
     _write(inp, _rows(100))
-    real_write = os.write
-    calls = 0
-
-    def full(fd: int, data: bytes) -> int:
-        nonlocal calls
-        if b'"_row"' in bytes(data[:200]):
-            calls += 1
-            if calls == 3:  # the third chunk finds the disk full after part of it is written
-                real_write(fd, bytes(data[:50]))
-                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        return real_write(fd, data)
-
-    monkeypatch.setattr(os, "write", full)
+    # the third chunk finds the disk full after part of it is written
+    restore = cut_nth_chunk_write(monkeypatch, 3, lambda data: data[:50],
+                                  OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)))
     res = _score(str(inp), "-r", "exact_match", "-o", str(out), "--chunk-size", "10")
     _clean_failure(res, "No space left on device", str(out), "resume")
-    monkeypatch.setattr(os, "write", real_write)
+    restore()
     again = _score(str(inp), "-r", "exact_match", "-o", str(out), "--chunk-size", "10")
     assert again.exit_code == 0, again.output
     assert Counter(r["_row"] for r in _out(out)) == Counter(range(1, 101))

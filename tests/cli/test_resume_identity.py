@@ -4,7 +4,6 @@ never a file that is not its output, and keeps group transforms exact across a r
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -16,6 +15,7 @@ from typer.testing import CliRunner
 
 from rewardlab.batch import score_file
 from rewardlab.cli import app
+from tests.cli.faults import Killed, cut_nth_chunk_write
 
 ROOT = Path(__file__).resolve().parents[2]
 runner = CliRunner()
@@ -137,10 +137,6 @@ def test_resume_of_a_finished_run_reports_progress_in_batches(tmp_path: Path) ->
     assert sum(calls) == 5000 and len(calls) <= 3  # not one update per row
 
 
-class _Killed(BaseException):
-    """Stands for a SIGKILL that lands between two write calls of one chunk."""
-
-
 @pytest.mark.parametrize("transform", ["group_zscore", "rank"])
 def test_group_values_identical_after_a_chunk_write_cut_short(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                             transform: str) -> None:
@@ -154,23 +150,11 @@ def test_group_values_identical_after_a_chunk_write_cut_short(tmp_path: Path, mo
     assert len(expected) == 120 and len(set(expected.values())) > 2
 
     out = tmp_path / "out.jsonl"
-    real_write = os.write
-    chunks = 0
-
-    def cut_short(fd: int, data: bytes) -> int:
-        nonlocal chunks
-        if b'"_row"' in bytes(data[:200]):
-            chunks += 1
-            if chunks == 3:  # the third chunk: its first 7 lines reach the file, then the kill
-                lines = bytes(data).split(b"\n")
-                real_write(fd, b"\n".join(lines[:7]) + b"\n")
-                raise _Killed
-        return real_write(fd, data)
-
-    monkeypatch.setattr(os, "write", cut_short)
-    with pytest.raises(_Killed):
+    # the third chunk: its first 7 lines reach the file, then the kill
+    restore = cut_nth_chunk_write(monkeypatch, 3, lambda data: b"\n".join(data.split(b"\n")[:7]) + b"\n")
+    with pytest.raises(Killed):
         score_file(inp, spec, out, chunk_size=10)
-    monkeypatch.setattr(os, "write", real_write)
+    restore()
     score_file(inp, spec, out, chunk_size=10)
     rows = _out(out)
     assert Counter(r["_row"] for r in rows) == Counter(range(1, 121))
@@ -206,22 +190,10 @@ def test_a_second_run_to_the_same_output_is_refused(tmp_path: Path) -> None:
 
 def _killed_then_resumed(inp: Path, out: Path, spec: object, chunk: int, kill_at: int,
                          monkeypatch: pytest.MonkeyPatch) -> None:
-    real_write = os.write
-    seen = 0
-
-    def cut_short(fd: int, data: bytes) -> int:
-        nonlocal seen
-        if b'"_row"' in bytes(data[:200]):
-            seen += 1
-            if seen == kill_at:
-                real_write(fd, bytes(data[: len(data) // 2]))  # half the chunk, cut mid-line
-                raise _Killed
-        return real_write(fd, data)
-
-    monkeypatch.setattr(os, "write", cut_short)
-    with pytest.raises(_Killed):
+    restore = cut_nth_chunk_write(monkeypatch, kill_at, lambda data: data[: len(data) // 2])  # cut mid-line
+    with pytest.raises(Killed):
         score_file(inp, spec, out, chunk_size=chunk)
-    monkeypatch.setattr(os, "write", real_write)
+    restore()
     summary = score_file(inp, spec, out, chunk_size=chunk)
     assert summary.resumed == (kill_at - 1) * chunk
 

@@ -7,7 +7,6 @@ question: ``SELECT 1``, one fixed query sent for every question, or the largest 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -30,16 +29,6 @@ RUNAWAYS = [
 ]
 # A wall-clock budget far beyond the CPU budget: the CPU budget decides, however busy the machine.
 WALL = 20.0
-
-
-@pytest.fixture(scope="module")
-def store(shared_data: Path) -> Path:
-    return shared_data / "sql" / "spider_department_store"
-
-
-@pytest.fixture(scope="module")
-def questions(store: Path) -> list[dict[str, Any]]:
-    return json.loads((store / "questions.json").read_text())
 
 
 def _samples(sql: str, questions: list[dict[str, Any]]) -> list[Sample]:

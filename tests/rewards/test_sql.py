@@ -29,16 +29,6 @@ from rewardlab.rewards.sql import (
 )
 
 
-@pytest.fixture(scope="module")
-def store(shared_data: Path) -> Path:
-    return shared_data / "sql" / "spider_department_store"
-
-
-@pytest.fixture(scope="module")
-def questions(store: Path) -> list[dict[str, Any]]:
-    return json.loads((store / "questions.json").read_text())
-
-
 @pytest.fixture()
 def db_copy(store: Path, tmp_path: Path) -> Path:
     """A writable copy, so that a refused write is refused by the verifier, not the file mode."""
