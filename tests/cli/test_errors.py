@@ -221,7 +221,7 @@ def _start_waiting_run(tmp_path: Path, tmp: Path) -> tuple[subprocess.Popen[str]
     go, started = tmp_path / "go", tmp_path / "started"
     _write(inp, _rows(8))
     cmd = [sys.executable, "-m", "rewardlab.cli", "score", str(inp), "-o", str(out), "--no-cache", "-q",
-           "--workers", "1", "--timeout", "5", "-r", "tests.cli.rewards_for_cli:wait_for_file_cpu",
+           "--workers", "1", "--timeout", "600", "-r", "tests.cli.rewards_for_cli:wait_for_file_cpu",
            "-p", f"path={go}", "-p", f"started={started}"]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "TMPDIR": str(tmp)}, start_new_session=True)

@@ -130,6 +130,8 @@ class ProcessPool:
         with self._lock:
             self._all.discard(w)
             self.restarts += 1
+            if self._closed:  # close() killed it: the batch stops here, no new worker
+                raise RuntimeError("the process pool is closed")
         return self._spawn()
 
     # -- scoring -----------------------------------------------------------------------------
