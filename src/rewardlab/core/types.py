@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import math
+from collections.abc import Callable, Mapping
 from enum import StrEnum
 from typing import Any, TypeVar
 
@@ -116,36 +118,46 @@ _MAX_DEPTH = 64
 _JSON_SCALARS = (str, int, float, bool, type(None))
 
 
-def json_safe(value: Any, depth: int = 0) -> Any:
+def json_safe(value: Any, depth: int = 0, *, max_depth: int = _MAX_DEPTH, text: Callable[[Any], str] = repr,
+              finite: bool = False, _seen: tuple[int, ...] = ()) -> Any:
     """`value` as JSON-able data (dicts with string keys, lists, strings, numbers, booleans,
     None): numpy arrays and scalars become lists and numbers, bytes ``{"base64": ...}``, sets
-    sorted lists, models their fields, other objects their `repr`; nesting deeper than 64
-    levels is cut with a marker."""
+    sorted lists, models their fields, other objects `text(obj)` (their `repr` by default);
+    a container holding itself becomes ``"<cycle>"`` and nesting deeper than `max_depth` levels
+    is cut with a marker. With `finite`, NaN and infinities become None (JSON has no such
+    numbers)."""
     if isinstance(value, _JSON_SCALARS):
+        if finite and isinstance(value, float) and not math.isfinite(value):
+            return None
         return value
-    if depth >= _MAX_DEPTH:
-        return f"<nested deeper than {_MAX_DEPTH} levels>"
-    if isinstance(value, dict):
-        return {k if isinstance(k, str) else _text(k): json_safe(v, depth + 1) for k, v in value.items()}
+    if depth >= max_depth:
+        return f"<nested deeper than {max_depth} levels>"
+    if id(value) in _seen:
+        return "<cycle>"
+    seen = _seen + (id(value),)
+
+    def inner(v: Any) -> Any:
+        return json_safe(v, depth + 1, max_depth=max_depth, text=text, finite=finite, _seen=seen)
+
+    if isinstance(value, Mapping):
+        return {k if isinstance(k, str) else _text(k, text): inner(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [json_safe(v, depth + 1) for v in value]
+        return [inner(v) for v in value]
     if isinstance(value, set | frozenset):
-        return sorted((json_safe(v, depth + 1) for v in value), key=repr)
+        return sorted((inner(v) for v in value), key=repr)
     if isinstance(value, bytes | bytearray | memoryview):
-        import base64
-
-        return {"base64": base64.b64encode(bytes(value)).decode()}
-    if type(value).__module__ == "numpy" and hasattr(value, "tolist"):
-        return json_safe(value.tolist(), depth + 1)
+        return {"base64": base64.b64encode(bytes(value)).decode("ascii")}
+    if hasattr(value, "dtype") and hasattr(value, "tolist"):  # numpy arrays and scalars
+        return inner(value.tolist())
     if isinstance(value, BaseModel):
-        return json_safe(dict(value), depth + 1)
-    return _text(value)
+        return inner(dict(value))
+    return _text(value, text)
 
 
-def _text(value: Any) -> str:
+def _text(value: Any, text: Callable[[Any], str] = repr) -> str:
     try:
-        return repr(value)
-    except Exception:  # noqa: BLE001 - a broken __repr__ still gets a description
+        return text(value)
+    except Exception:  # noqa: BLE001 - a broken __repr__ or __str__ still gets a description
         return f"<{type(value).__name__} object>"
 
 
