@@ -16,17 +16,11 @@ import pytest
 from typer.testing import CliRunner
 
 from rewardlab.cli import app
+from tests.jsonl import read_jsonl as _out
+from tests.jsonl import write_jsonl as _write
 
 ROOT = Path(__file__).resolve().parents[1]
 runner = CliRunner()
-
-
-def _write(path: Path, rows: list[object]) -> None:
-    path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows))
-
-
-def _out(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines()]
 
 
 def test_score_reports_malformed_lines_and_goes_on(tmp_path: Path) -> None:

@@ -4,7 +4,6 @@ traceback; one bad value costs at most its row; nothing is left behind in the te
 from __future__ import annotations
 
 import errno
-import json
 import os
 import shutil
 import signal
@@ -21,17 +20,11 @@ from typer.testing import CliRunner
 
 from rewardlab.cli import app
 from tests.cli.faults import cut_nth_chunk_write
+from tests.jsonl import read_jsonl as _out
+from tests.jsonl import write_jsonl as _write
 
 ROOT = Path(__file__).resolve().parents[2]
 runner = CliRunner()
-
-
-def _write(path: Path, rows: list[object]) -> None:
-    path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows))
-
-
-def _out(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines()]
 
 
 def _rows(n: int) -> list[dict]:

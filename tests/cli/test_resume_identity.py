@@ -16,17 +16,11 @@ from typer.testing import CliRunner
 from rewardlab.batch import score_file
 from rewardlab.cli import app
 from tests.cli.faults import Killed, cut_nth_chunk_write
+from tests.jsonl import read_jsonl as _out
+from tests.jsonl import write_jsonl as _write
 
 ROOT = Path(__file__).resolve().parents[2]
 runner = CliRunner()
-
-
-def _write(path: Path, rows: list[dict]) -> None:
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-
-
-def _out(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines()]
 
 
 def _rows(n: int) -> list[dict]:
