@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 from rewardlab import reward
-from rewardlab.batch import score_file
+from rewardlab.apply.scorefile import score_file
 from rewardlab.rewards.match import exact_match, normalize_text
 from rewardlab.runtime.engine import Runtime
 

@@ -30,7 +30,8 @@ from rich.progress import (
 from rich.table import Table
 
 from rewardlab.api import build
-from rewardlab.batch import Summary, score_file
+from rewardlab.apply.scorefile import score_file
+from rewardlab.apply.summary import Summary
 from rewardlab.compose.spec import SpecError
 from rewardlab.core.registry import UnknownRewardError, registry
 from rewardlab.io.files import InputError, count_rows

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from rewardlab.batch import score_file
+from rewardlab.apply.scorefile import score_file
 from rewardlab.cli import app
 from tests.cli.faults import Killed, cut_nth_chunk_write
 from tests.jsonl import read_jsonl as _out

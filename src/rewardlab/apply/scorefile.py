@@ -17,16 +17,13 @@ Values without a JSON form (bytes, numpy arrays, other objects) are written as d
 
 from __future__ import annotations
 
-import math
-import statistics
 import time
-from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from rewardlab.api import SpecLike, build
+from rewardlab.apply.summary import Summary
 from rewardlab.compose.nodes import Node
 from rewardlab.compose.transforms import Grouped, group_key
 from rewardlab.core.reward import fingerprint_of
@@ -35,65 +32,6 @@ from rewardlab.io.files import Row, read_rows
 from rewardlab.io.output import ResumableWriter, input_identity
 from rewardlab.io.rows import to_sample
 from rewardlab.runtime.engine import Runtime, run_sync
-
-
-@dataclass
-class Summary:
-    """What a scoring run did."""
-
-    rows_in: int = 0
-    scored: int = 0
-    resumed: int = 0
-    malformed: list[tuple[str, str]] = field(default_factory=list)
-    statuses: Counter[str] = field(default_factory=Counter)
-    components: dict[str, list[float]] = field(default_factory=dict)
-    latencies: list[float] = field(default_factory=list)
-    cache_hits: int = 0
-    computed: int = 0
-    seconds: float = 0.0
-
-    def add(self, score: Score) -> None:
-        self.statuses[score.status.value] += 1
-        if score.value is not None:
-            self.components.setdefault("reward", []).append(score.value)
-        for k, v in score.components.items():
-            if v is not None and math.isfinite(v):
-                self.components.setdefault(k, []).append(v)
-
-    def component_stats(self) -> dict[str, dict[str, float]]:
-        out = {}
-        for k, vals in self.components.items():
-            out[k] = {
-                "n": len(vals),
-                "mean": statistics.fmean(vals),
-                "std": statistics.pstdev(vals) if len(vals) > 1 else 0.0,
-                "min": min(vals),
-                "max": max(vals),
-            }
-        return out
-
-    def latency(self, q: float) -> float | None:
-        if not self.latencies:
-            return None
-        xs = sorted(self.latencies)
-        return xs[min(len(xs) - 1, int(q * len(xs)))]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "rows_in": self.rows_in,
-            "scored": self.scored,
-            "resumed": self.resumed,
-            "malformed": len(self.malformed),
-            "statuses": dict(self.statuses),
-            "components": self.component_stats(),
-            "latency_p50_s": self.latency(0.5),
-            "latency_p99_s": self.latency(0.99),
-            "cache_hits": self.cache_hits,
-            "computed": self.computed,
-            "seconds": self.seconds,
-            "rows_per_s": self.scored / self.seconds if self.seconds else None,
-        }
-
 
 _PROGRESS_EVERY = 4096
 
