@@ -16,6 +16,7 @@ pytest.importorskip("openai")
 
 import rewardlab  # noqa: E402
 from rewardlab import Sample, Score  # noqa: E402
+from rewardlab.audit.position import position_report  # noqa: E402
 from rewardlab.models import judge as judge_mod  # noqa: E402
 from rewardlab.models._judge_local import LocalServer, smollm2_gguf  # noqa: E402
 from rewardlab.models.judge import (  # noqa: E402
@@ -23,7 +24,6 @@ from rewardlab.models.judge import (  # noqa: E402
     judge_principles,
     judge_rubric,
     judge_score,
-    position_report,
 )
 
 from .fake_openai import FakeOpenAI, Reply, completion  # noqa: E402

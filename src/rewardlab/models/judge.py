@@ -7,7 +7,7 @@ Modes, each a registered reward with a value in [0, 1], higher is better:
 - `judge_score`: pointwise rating on a scale, normalised (raw rating in ``details``);
 - `judge_pairwise`: preference of the response over a second one, asked in both orders
   (position swap); disagreement between the orders is reported per sample and over a batch
-  by `position_report`;
+  by `rewardlab.audit.position.position_report`;
 - `judge_rubric`: weighted checklist, one verdict per item in ``Score.components``;
 - `judge_principles`: how well the response follows user-given principles.
 
@@ -52,13 +52,11 @@ from rewardlab.models._judge_verdict import vote as combine_votes
 
 __all__ = [
     "JudgeRequestError",
-    "PositionReport",
     "TemplateError",
     "judge_pairwise",
     "judge_principles",
     "judge_rubric",
     "judge_score",
-    "position_report",
 ]
 
 Verdict = Literal["text", "logprobs"]
@@ -681,40 +679,3 @@ async def judge_principles(
     value = min(got) if aggregate == "min" else sum(got) / len(got)
     return Score.of(value, components=components, details=session.details(principles=records),
                     cost=session.cost())
-
-
-# -- batch helpers -----------------------------------------------------------------------------
-@dataclass(frozen=True)
-class PositionReport:
-    """Position consistency of pairwise verdicts over a batch.
-
-    `compared`: ok scores judged in both orders; `inconsistent`: those whose two orders prefer
-    different responses; `rate`: inconsistent / compared (None when nothing was compared);
-    `first_slot_preference`: mean preference for whichever response was shown first, over all
-    orders (0.5 means no position bias)."""
-
-    compared: int
-    inconsistent: int
-    rate: float | None
-    first_slot_preference: float | None
-
-
-def position_report(scores: Sequence[Score]) -> PositionReport:
-    """How often `judge_pairwise` changed its mind when the two responses swapped places."""
-    compared = inconsistent = 0
-    firsts: list[float] = []
-    for s in scores:
-        if not s.ok or not s.details:
-            continue
-        for order in s.details.get("orders", []):
-            if "first_slot_preference" in order:
-                firsts.append(float(order["first_slot_preference"]))
-        if "consistent" in s.details:
-            compared += 1
-            inconsistent += not s.details["consistent"]
-    return PositionReport(
-        compared=compared,
-        inconsistent=inconsistent,
-        rate=inconsistent / compared if compared else None,
-        first_slot_preference=sum(firsts) / len(firsts) if firsts else None,
-    )
