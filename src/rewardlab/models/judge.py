@@ -17,6 +17,8 @@ verdict-token probabilities (``verdict="logprobs"``: P("YES"), P("A"), or the ex
 from the top log-probs; an error when the endpoint gives no log-probs). ``votes=k`` samples k
 verdicts and combines them by ``vote="mean"`` or ``"majority"`` (inference-time scaling).
 
+The settings every mode shares are declared once, in
+`rewardlab.models._judge_settings.JudgeSettings`, and written flat among a judge's parameters.
 Configuration: ``base_url``, ``model`` and ``api_key`` params, else the environment
 (``REWARDLAB_JUDGE_BASE_URL`` or ``OPENAI_BASE_URL``; ``REWARDLAB_JUDGE_MODEL``;
 ``REWARDLAB_JUDGE_API_KEY`` or ``OPENAI_API_KEY``). The endpoint and model are fixed when the
@@ -47,23 +49,21 @@ from rewardlab.models._judge_client import (
     from_env,
 )
 from rewardlab.models._judge_prompt import Template, TemplateError, load_template
+from rewardlab.models._judge_settings import NOT_FINGERPRINTED, SECRET, JudgeSettings, with_settings
 from rewardlab.models._judge_verdict import YES_NO, Unparseable, VerdictFormat, bracketed
 from rewardlab.models._judge_verdict import vote as combine_votes
 
 __all__ = [
     "JudgeRequestError",
+    "JudgeSettings",
     "TemplateError",
+    "Unparseable",
     "judge_pairwise",
     "judge_principles",
     "judge_rubric",
     "judge_score",
 ]
 
-Verdict = Literal["text", "logprobs"]
-Vote = Literal["mean", "majority"]
-
-# Parameters that do not change a verdict: kept out of the fingerprint (the key also out of repr).
-_NOT_FINGERPRINTED = frozenset({"api_key", "tpm"})
 _TEXT_MAX_TOKENS = {"score": 512, "pairwise": 512, "rubric": 256, "principles": 256}
 _LOGPROB_MAX_TOKENS = 4
 
@@ -75,46 +75,6 @@ class _Mode:
     allowed: frozenset[str]
     required: frozenset[str]
     check: Callable[[dict[str, Any]], None] | None = None
-
-
-def _check_common(p: dict[str, Any]) -> None:
-    if p["verdict"] not in ("text", "logprobs"):
-        raise ValueError(f"verdict must be 'text' or 'logprobs', got {p['verdict']!r}")
-    if p["vote"] not in ("mean", "majority"):
-        raise ValueError(f"vote must be 'mean' or 'majority', got {p['vote']!r}")
-    votes = p["votes"]
-    if not isinstance(votes, int) or votes < 1:
-        raise ValueError(f"votes must be a positive integer, got {votes!r}")
-    if p["verdict"] == "logprobs" and votes != 1:
-        raise ValueError("votes > 1 applies to text verdicts; log-prob verdicts are already "
-                         "probabilities")
-    if votes > 1 and not p["temperature"] > 0:
-        raise ValueError("votes > 1 needs temperature > 0 (identical samples otherwise)")
-    min_votes = p["min_votes"]
-    if min_votes is not None and not (isinstance(min_votes, int) and 1 <= min_votes <= votes):
-        raise ValueError(f"min_votes must be between 1 and votes ({votes}), got {min_votes!r}")
-    for key in ("parse_retries",):
-        if not isinstance(p[key], int) or p[key] < 0:
-            raise ValueError(f"{key} must be a non-negative integer, got {p[key]!r}")
-    mt = p["max_tokens"]
-    if mt is not None and not (isinstance(mt, int) and mt > 0):
-        raise ValueError(f"max_tokens must be a positive integer, got {p['max_tokens']!r}")
-    if not (isinstance(p["top_logprobs"], int) and 1 <= p["top_logprobs"] <= 20):
-        raise ValueError(f"top_logprobs must be between 1 and 20, got {p['top_logprobs']!r}")
-    for key in ("price_input_per_m", "price_output_per_m"):
-        if not (isinstance(p[key], int | float) and math.isfinite(p[key]) and p[key] >= 0):
-            raise ValueError(f"{key} must be a non-negative number, got {p[key]!r}")
-    if p["tpm"] is not None and not (isinstance(p["tpm"], int | float) and p["tpm"] > 0):
-        raise ValueError(f"tpm must be a positive number, got {p['tpm']!r}")
-    if p["verdict_pattern"] is not None:
-        import re
-
-        try:
-            groups = re.compile(p["verdict_pattern"]).groups
-        except re.error as exc:
-            raise ValueError(f"verdict_pattern is not a regular expression: {exc}") from None
-        if groups != 1:
-            raise ValueError("verdict_pattern needs exactly one capture group")
 
 
 def _check_score(p: dict[str, Any]) -> None:
@@ -172,12 +132,12 @@ class JudgeReward(Reward):
             raise ValueError(f"reward {self.name!r} needs a judge model: pass model=... or set "
                              f"{ENV_MODEL[0]}")
         mode = _MODE_OF[definition.info.name]
-        _check_common(p)
+        JudgeSettings.of(p)  # validates the shared settings
         check = MODES[mode].check
         if check is not None:
             check(p)
         tpl = _template(mode, p["template"], p["verdict"])
-        public = {k: v for k, v in p.items() if k not in _NOT_FINGERPRINTED}
+        public = {k: v for k, v in p.items() if k not in NOT_FINGERPRINTED}
         public["template"] = tpl.sha256
         self.fingerprint = fingerprint_of(
             {"name": self.info.name, "version": self.info.version, "params": public}
@@ -185,9 +145,25 @@ class JudgeReward(Reward):
 
     def __repr__(self) -> str:
         args = ", ".join(
-            f"{k}={'***' if k == 'api_key' and v else repr(v)}" for k, v in self.params.items()
+            f"{k}={'***' if k in SECRET and v else repr(v)}" for k, v in self.params.items()
         )
         return f"{self.info.name}({args})"
+
+    def read_verdict(self, text: str) -> float:
+        """The value that one judge answer `text`, read as a text verdict under this
+        configuration, stands for: the rating mapped to [0, 1] (`judge_score`), the preference
+        for the response shown first (`judge_pairwise`: 1, 0, or 0.5 for a tie), or 1 / 0 for
+        yes / no (`judge_rubric`, `judge_principles`). Raises `Unparseable` (a `ValueError`)
+        when the answer holds no verdict, or conflicting ones; the reward then scores an error,
+        never a default value. No request is sent."""
+        s = JudgeSettings.of(self.params)
+        mode = _MODE_OF[self.info.name]
+        if mode == "score":
+            lo, hi = self.params["min_score"], self.params["max_score"]
+            return _normalised(_rating_format(s, lo, hi).parse_text(text), lo, hi)
+        if mode == "pairwise":
+            return _preference_format(s, "A").parse_text(text)
+        return _yes_no(s).parse_text(text)
 
 
 class _JudgeDef(RewardDef):
@@ -200,6 +176,7 @@ _MODE_OF: dict[str, str] = {}
 
 def _judge(mode: str, name: str) -> Callable[[Callable[..., Any]], _JudgeDef]:
     def wrap(fn: Callable[..., Any]) -> _JudgeDef:
+        fn = with_settings(fn)
         plain = reward(fn, name=name, kind="io", range=(0, 1), timeout=180.0, retries=3,
                        max_concurrency=8, register=False)
         definition = _JudgeDef(plain.fn, plain.info, batched=False)
@@ -242,7 +219,7 @@ class _Session:
     """One sample's requests under one configuration, with its token accounting."""
 
     endpoint: Endpoint
-    p: dict[str, Any]
+    s: JudgeSettings
     mode: str
     started: float = field(default_factory=time.perf_counter)
     input_tokens: int = 0
@@ -250,34 +227,34 @@ class _Session:
     requests: int = 0
 
     @classmethod
-    def of(cls, mode: str, p: dict[str, Any]) -> _Session:
-        base_url = str(p["base_url"] or from_env(ENV_BASE_URL) or DEFAULT_BASE_URL).rstrip("/")
-        model = p["model"] or from_env(ENV_MODEL)
+    def of(cls, mode: str, s: JudgeSettings) -> _Session:
+        base_url = str(s.base_url or from_env(ENV_BASE_URL) or DEFAULT_BASE_URL).rstrip("/")
+        model = s.model or from_env(ENV_MODEL)
         if not model:
             raise JudgeRequestError("no judge model configured", retryable=False)
-        return cls(Endpoint(base_url, model, p["api_key"], p["tpm"]), p, mode)
+        return cls(Endpoint(base_url, model, s.api_key, s.tpm), s, mode)
 
     def template(self) -> Template:
         try:
-            return _template(self.mode, self.p["template"], self.p["verdict"])
+            return _template(self.mode, self.s.template, self.s.verdict)
         except TemplateError as exc:
             raise JudgeRequestError(str(exc), retryable=False) from None
 
     async def _request(self, messages: list[dict[str, str]], index: int) -> Any:
-        p = self.p
-        logprobs = p["verdict"] == "logprobs"
-        if p["max_tokens"] is not None:
-            max_tokens = p["max_tokens"]
+        s = self.s
+        logprobs = s.verdict == "logprobs"
+        if s.max_tokens is not None:
+            max_tokens = s.max_tokens
         else:
             max_tokens = _LOGPROB_MAX_TOKENS if logprobs else _TEXT_MAX_TOKENS[self.mode]
         reply = await chat(
             self.endpoint,
             messages,
             max_tokens=max_tokens,
-            temperature=float(p["temperature"]),
-            seed=None if p["seed"] is None else int(p["seed"]) + index,
-            top_logprobs=p["top_logprobs"] if logprobs else None,
-            extra_body=p["request_options"],
+            temperature=float(s.temperature),
+            seed=None if s.seed is None else int(s.seed) + index,
+            top_logprobs=s.top_logprobs if logprobs else None,
+            extra_body=s.request_options,
         )
         self.requests += 1
         self.input_tokens += reply.input_tokens
@@ -286,18 +263,18 @@ class _Session:
 
     async def ask(self, messages: list[dict[str, str]], fmt: VerdictFormat) -> _Asked:
         """A verdict, voted over `votes` samples; raises `_Failed` when too few parse."""
-        p = self.p
+        s = self.s
         texts: list[str] = []
         values: list[float] = []
         last = ""
         attempt = 0
-        for _ in range(p["votes"]):
-            for _ in range(p["parse_retries"] + 1):
+        for _ in range(s.votes):
+            for _ in range(s.parse_retries + 1):
                 reply = await self._request(messages, attempt)
                 attempt += 1
                 texts.append(reply.text)
                 try:
-                    if p["verdict"] == "logprobs":
+                    if s.verdict == "logprobs":
                         if reply.top_logprobs is None:
                             raise _Failed(
                                 "the judge endpoint returned no log-probs (it may not support "
@@ -308,17 +285,17 @@ class _Session:
                     break
                 except Unparseable as exc:
                     last = str(exc)
-        need = p["min_votes"] or p["votes"]
+        need = s.min_votes or s.votes
         if len(values) < need:
-            failed = p["votes"] - len(values)
-            raise _Failed(f"unparseable judge verdict ({failed} of {p['votes']} sample(s), "
-                          f"after {p['parse_retries']} re-ask(s) each): {last}", texts)
-        return _Asked(combine_votes(values, p["vote"]), values, texts)
+            failed = s.votes - len(values)
+            raise _Failed(f"unparseable judge verdict ({failed} of {s.votes} sample(s), "
+                          f"after {s.parse_retries} re-ask(s) each): {last}", texts)
+        return _Asked(combine_votes(values, s.vote), values, texts)
 
     def cost(self) -> Cost:
-        p = self.p
-        usd = (self.input_tokens * p["price_input_per_m"]
-               + self.output_tokens * p["price_output_per_m"]) / 1e6
+        s = self.s
+        usd = (self.input_tokens * s.price_input_per_m
+               + self.output_tokens * s.price_output_per_m) / 1e6
         return Cost(seconds=time.perf_counter() - self.started, input_tokens=self.input_tokens,
                     output_tokens=self.output_tokens, usd=usd)
 
@@ -329,11 +306,11 @@ class _Session:
         return Score.error(reason, details=self.details(**extra), cost=self.cost())
 
 
-def _pattern(p: dict[str, Any], default: str) -> Any:
+def _pattern(s: JudgeSettings, default: str) -> Any:
     import re
 
-    if p["verdict_pattern"] is not None:
-        return re.compile(p["verdict_pattern"], re.IGNORECASE)
+    if s.verdict_pattern is not None:
+        return re.compile(s.verdict_pattern, re.IGNORECASE)
     return bracketed(default)
 
 
@@ -386,11 +363,11 @@ def _rubric_items(rubric: Any) -> list[tuple[str, str, float]]:
     return items
 
 
-def _yes_no(p: dict[str, Any]) -> VerdictFormat:
-    if p["verdict"] == "logprobs":
+def _yes_no(s: JudgeSettings) -> VerdictFormat:
+    if s.verdict == "logprobs":
         return VerdictFormat(YES_NO.pattern, {"YES": 1.0, "NO": 0.0})
-    if p["verdict_pattern"] is not None:
-        return VerdictFormat(_pattern(p, ""), YES_NO.labels)
+    if s.verdict_pattern is not None:
+        return VerdictFormat(_pattern(s, ""), YES_NO.labels)
     return YES_NO
 
 
@@ -402,7 +379,7 @@ async def _checklist(
 ) -> tuple[dict[str, float | None], list[dict[str, Any]], list[str]]:
     """Ask one yes/no question per check, in order; returns components, records, failures."""
     tpl = session.template()
-    fmt = _yes_no(session.p)
+    fmt = _yes_no(session.s)
     components: dict[str, float | None] = {}
     records: list[dict[str, Any]] = []
     failures: list[str] = []
@@ -422,52 +399,65 @@ async def _checklist(
 
 
 # -- rewards -----------------------------------------------------------------------------------
+def _rating_format(s: JudgeSettings, min_score: int, max_score: int) -> VerdictFormat:
+    """How a rating on the scale is read: a bracketed number within it, or (log-probs) one of
+    its digits."""
+    if s.verdict == "logprobs":
+        return VerdictFormat(bracketed(r"\d"), {str(d): float(d)
+                                                for d in range(min_score, max_score + 1)})
+    return VerdictFormat(_pattern(s, r"[-+]?\d+(?:\.\d+)?"), {},
+                         numeric=(float(min_score), float(max_score)))
+
+
+def _normalised(raw: float, min_score: int, max_score: int) -> float:
+    return (raw - min_score) / (max_score - min_score)
+
+
 @_judge("score", "judge_score")
 async def judge_score(
     prompt_text: str,
     response_text: str,
     reference: Any,
     *,
-    base_url: str | None = None,
-    model: str | None = None,
-    api_key: str | None = None,
-    template: str | None = None,
-    verdict: Verdict = "text",
     min_score: int = 1,
     max_score: int = 10,
     principles: list[str] | None = None,
-    use_reference: bool = True,
-    votes: int = 1,
-    vote: Vote = "mean",
-    min_votes: int | None = None,
-    temperature: float = 0.0,
-    max_tokens: int | None = None,
-    top_logprobs: int = 20,
-    seed: int | None = None,
-    parse_retries: int = 1,
-    verdict_pattern: str | None = None,
-    request_options: dict[str, Any] | None = None,
-    price_input_per_m: float = 0.0,
-    price_output_per_m: float = 0.0,
-    tpm: float | None = None,
+    **settings: Any,
 ) -> Score:
     """LLM judge rating of the response, scale mapped to [0, 1]; higher is better.
 
     The raw rating (text ``[[N]]``, or the probability-weighted digit with
     ``verdict="logprobs"``) is in ``details["raw_score"]``. A string `reference` is shown to
     the judge as a reference answer when `use_reference`; `principles` are added to the prompt.
+    The other parameters are the `JudgeSettings` every judge shares.
+
+    Configured here without a request (scoring asks the endpoint); the key stays out of the
+    fingerprint and is never shown, and `read_verdict` shows what an answer counts for:
+
+    >>> from rewardlab.models.judge import judge_score
+    >>> judge = judge_score(model="qwen2.5-7b-instruct", base_url="http://localhost:8000/v1",
+    ...                     api_key="sk-example", min_score=1, max_score=5)
+    >>> judge.info.describe()
+    '[0, 1], higher is better, per sequence'
+    >>> "sk-example" in repr(judge)
+    False
+    >>> same = judge_score(model="qwen2.5-7b-instruct", base_url="http://localhost:8000/v1",
+    ...                    api_key="sk-another", min_score=1, max_score=5)
+    >>> same.fingerprint == judge.fingerprint
+    True
+    >>> judge.read_verdict("Correct and clear, one step unexplained. [[4]]")
+    0.75
+    >>> judge.read_verdict("I would give it 4 out of 5.")
+    Traceback (most recent call last):
+    ...
+    rewardlab.models._judge_verdict.Unparseable: no verdict matching ... in the judge output
     """
-    p = dict(locals())
-    session = _Session.of("score", p)
+    s = JudgeSettings(**settings)
+    session = _Session.of("score", s)
     tpl = session.template()
-    if verdict == "logprobs":
-        fmt = VerdictFormat(bracketed(r"\d"), {str(d): float(d)
-                                               for d in range(min_score, max_score + 1)})
-    else:
-        fmt = VerdictFormat(_pattern(p, r"[-+]?\d+(?:\.\d+)?"), {},
-                            numeric=(float(min_score), float(max_score)))
+    fmt = _rating_format(s, min_score, max_score)
     values = {
-        **_context(prompt_text, reference, use_reference),
+        **_context(prompt_text, reference, s.use_reference),
         "response": response_text,
         "principles": _principles_text(principles),
         "min_score": str(min_score),
@@ -478,21 +468,20 @@ async def judge_score(
     except _Failed as exc:
         return session.error(exc.reason, texts=exc.texts)
     raw = asked.value
-    value = (raw - min_score) / (max_score - min_score)
     return Score.of(
-        value,
+        _normalised(raw, min_score, max_score),
         details=session.details(raw_score=raw, scale=[min_score, max_score], **asked.record()),
         cost=session.cost(),
     )
 
 
-def _preference_format(p: dict[str, Any], response_slot: str) -> VerdictFormat:
+def _preference_format(s: JudgeSettings, response_slot: str) -> VerdictFormat:
     """Verdict values from the response's side: 1 when its slot wins, 0 when the other does."""
     other = "B" if response_slot == "A" else "A"
     labels = {response_slot: 1.0, other: 0.0}
-    if p["verdict"] == "logprobs":
+    if s.verdict == "logprobs":
         return VerdictFormat(bracketed("a|b"), labels)
-    return VerdictFormat(_pattern(p, "a|b|tie"), {**labels, "TIE": 0.5})
+    return VerdictFormat(_pattern(s, "a|b|tie"), {**labels, "TIE": 0.5})
 
 
 @_judge("pairwise", "judge_pairwise")
@@ -504,26 +493,8 @@ async def judge_pairwise(
     *,
     against: str = "reference",
     swap: bool = True,
-    base_url: str | None = None,
-    model: str | None = None,
-    api_key: str | None = None,
-    template: str | None = None,
-    verdict: Verdict = "text",
     principles: list[str] | None = None,
-    use_reference: bool = True,
-    votes: int = 1,
-    vote: Vote = "mean",
-    min_votes: int | None = None,
-    temperature: float = 0.0,
-    max_tokens: int | None = None,
-    top_logprobs: int = 20,
-    seed: int | None = None,
-    parse_retries: int = 1,
-    verdict_pattern: str | None = None,
-    request_options: dict[str, Any] | None = None,
-    price_input_per_m: float = 0.0,
-    price_output_per_m: float = 0.0,
-    tpm: float | None = None,
+    **settings: Any,
 ) -> Score:
     """LLM judge preference for the response over a second one, in [0, 1]; higher is better.
 
@@ -531,16 +502,27 @@ async def judge_pairwise(
     with ``verdict="logprobs"`` of P(response): 0.5 when the orders disagree. The second
     response is the sample's `reference` (``against="reference"``) or ``metadata[against]``;
     with `swap` the judge sees both orders, and ``details["consistent"]`` says whether they
-    agree (see `position_report`). Abstains when there is no second response.
+    agree (see `rewardlab.audit.position.position_report`). Abstains when there is no second
+    response. The other parameters are the `JudgeSettings` every judge shares.
+
+    Configured without a request; a verdict names the response shown first (A) or second (B):
+
+    >>> from rewardlab.models.judge import judge_pairwise
+    >>> judge = judge_pairwise(model="qwen2.5-7b-instruct", base_url="http://localhost:8000/v1",
+    ...                        against="baseline")
+    >>> judge.params["swap"], judge.info.describe()
+    (True, '[0, 1], higher is better, per sequence')
+    >>> [judge.read_verdict(t) for t in ("[[A]]", "Both equal: [[tie]]", "B is better. [[B]]")]
+    [1.0, 0.5, 0.0]
     """
-    p = dict(locals())
+    s = JudgeSettings(**settings)
     other = reference if against == "reference" else metadata.get(against)
     if not isinstance(other, str):
         return Score.abstain(f"no second response to compare with (looked in {against!r})")
-    session = _Session.of("pairwise", p)
+    session = _Session.of("pairwise", s)
     tpl = session.template()
     ref = reference if against != "reference" else None
-    base = {**_context(prompt_text, ref, use_reference),
+    base = {**_context(prompt_text, ref, s.use_reference),
             "principles": _principles_text(principles)}
     orders = [("A", response_text, other)] + ([("B", other, response_text)] if swap else [])
     records: list[dict[str, Any]] = []
@@ -548,7 +530,7 @@ async def judge_pairwise(
     for slot, first, second in orders:
         messages = tpl.render({**base, "response_a": first, "response_b": second})
         try:
-            asked = await session.ask(messages, _preference_format(p, slot))
+            asked = await session.ask(messages, _preference_format(s, slot))
         except _Failed as exc:
             records.append({"response_slot": slot, "error": exc.reason, "texts": exc.texts})
             return session.error(exc.reason, orders=records)
@@ -574,34 +556,31 @@ async def judge_rubric(
     *,
     rubric: list[Any] | None = None,
     rubric_key: str = "rubric",
-    base_url: str | None = None,
-    model: str | None = None,
-    api_key: str | None = None,
-    template: str | None = None,
-    verdict: Verdict = "text",
-    use_reference: bool = True,
-    votes: int = 1,
-    vote: Vote = "mean",
-    min_votes: int | None = None,
-    temperature: float = 0.0,
-    max_tokens: int | None = None,
-    top_logprobs: int = 20,
-    seed: int | None = None,
-    parse_retries: int = 1,
-    verdict_pattern: str | None = None,
-    request_options: dict[str, Any] | None = None,
-    price_input_per_m: float = 0.0,
-    price_output_per_m: float = 0.0,
-    tpm: float | None = None,
+    **settings: Any,
 ) -> Score:
     """LLM judge checklist: weighted share of rubric items met, in [0, 1]; higher is better.
 
     Items come from `rubric` or ``metadata[rubric_key]``: strings, or mappings with
     ``criterion``, ``weight`` (> 0) and ``name``. One yes/no question per item; each item's
     verdict (0/1, or P(yes) with ``verdict="logprobs"``) is in ``Score.components``. Any item
-    without a verdict makes the score an error. Abstains when the sample has no rubric.
+    without a verdict makes the score an error. Abstains when the sample has no rubric. The
+    other parameters are the `JudgeSettings` every judge shares.
+
+    Configured without a request; a malformed rubric fails at configuration, and each item's
+    answer is a strict yes or no:
+
+    >>> from rewardlab.models.judge import judge_rubric
+    >>> judge = judge_rubric(model="qwen2.5-7b-instruct", base_url="http://localhost:8000/v1",
+    ...                      rubric=["States the final answer", {"criterion": "Shows the work",
+    ...                                                           "weight": 2}])
+    >>> [judge.read_verdict(t) for t in ("[[YES]]", "Not shown. [[no]]")]
+    [1.0, 0.0]
+    >>> judge_rubric(model="qwen2.5-7b-instruct", rubric=[{"criterion": "Cites", "weight": 0}])
+    Traceback (most recent call last):
+    ...
+    ValueError: rubric item 1 needs a positive finite weight, got 0
     """
-    p = dict(locals())
+    s = JudgeSettings(**settings)
     raw_items = rubric if rubric is not None else metadata.get(rubric_key)
     if raw_items is None:
         return Score.abstain(f"no rubric (pass rubric=... or set metadata[{rubric_key!r}])")
@@ -609,8 +588,8 @@ async def judge_rubric(
         items = _rubric_items(raw_items)
     except ValueError as exc:
         return Score.error(f"invalid rubric: {exc}")
-    session = _Session.of("rubric", p)
-    values = {**_context(prompt_text, reference, use_reference), "response": response_text}
+    session = _Session.of("rubric", s)
+    values = {**_context(prompt_text, reference, s.use_reference), "response": response_text}
     components, records, failures = await _checklist(session, items, "criterion", values)
     if failures:
         return Score.error(f"{len(failures)} of {len(items)} rubric item(s) without a verdict; "
@@ -632,33 +611,28 @@ async def judge_principles(
     principles: list[str] | None = None,
     principles_key: str = "principles",
     aggregate: Literal["mean", "min"] = "mean",
-    base_url: str | None = None,
-    model: str | None = None,
-    api_key: str | None = None,
-    template: str | None = None,
-    verdict: Verdict = "text",
-    use_reference: bool = True,
-    votes: int = 1,
-    vote: Vote = "mean",
-    min_votes: int | None = None,
-    temperature: float = 0.0,
-    max_tokens: int | None = None,
-    top_logprobs: int = 20,
-    seed: int | None = None,
-    parse_retries: int = 1,
-    verdict_pattern: str | None = None,
-    request_options: dict[str, Any] | None = None,
-    price_input_per_m: float = 0.0,
-    price_output_per_m: float = 0.0,
-    tpm: float | None = None,
+    **settings: Any,
 ) -> Score:
     """LLM judge of how well the response follows user principles, in [0, 1]; higher is better.
 
     Principles come from `principles` or ``metadata[principles_key]``; each gets a yes/no
     verdict (P(yes) with ``verdict="logprobs"``) in ``components`` as ``principle_<i>``; the
     value is their mean, or with ``aggregate="min"`` the worst one. Abstains without principles.
+    The other parameters are the `JudgeSettings` every judge shares.
+
+    Configured without a request; answers that say both yes and no count for neither:
+
+    >>> from rewardlab.models.judge import judge_principles
+    >>> judge = judge_principles(model="qwen2.5-7b-instruct", base_url="http://localhost:8000/v1",
+    ...                          principles=["Do not reveal personal data"], aggregate="min")
+    >>> judge.read_verdict("It complies. [[YES]]")
+    1.0
+    >>> judge.read_verdict("[[YES]] for the first part, [[NO]] for the second")
+    Traceback (most recent call last):
+    ...
+    rewardlab.models._judge_verdict.Unparseable: conflicting verdicts in the judge output: ['NO', 'YES']
     """
-    p = dict(locals())
+    s = JudgeSettings(**settings)
     raw = principles if principles is not None else metadata.get(principles_key)
     if raw is None:
         return Score.abstain(
@@ -667,9 +641,9 @@ async def judge_principles(
         listed = _principle_list(raw)
     except ValueError as exc:
         return Score.error(f"invalid principles: {exc}")
-    session = _Session.of("principles", p)
+    session = _Session.of("principles", s)
     checks = [(f"principle_{i}", text, 1.0) for i, text in enumerate(listed, 1)]
-    values = {**_context(prompt_text, reference, use_reference), "response": response_text}
+    values = {**_context(prompt_text, reference, s.use_reference), "response": response_text}
     components, records, failures = await _checklist(session, checks, "principle", values)
     if failures:
         return Score.error(f"{len(failures)} of {len(checks)} principle(s) without a verdict; "
