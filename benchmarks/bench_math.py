@@ -357,16 +357,16 @@ def run_ours(pairs: list[Pair]) -> tuple[list[Any], float, float]:
     end to end through `rewardlab.score` with one worker."""
     import rewardlab
     from rewardlab.core.types import Sample
-    from rewardlab.rewards.math import math_answer, set_symbolic_workers
+    from rewardlab.rewards.math import math_answer
 
-    set_symbolic_workers(1)
     reward = math_answer()
-    reward.score_local([Sample(response=r, reference=g) for g, r in _WARMUP])
     samples = [Sample(response=p.response, reference=p.gold) for p in pairs]
-    _clear_caches()
-    t0 = time.perf_counter()
-    scores = reward.score_local(samples)
-    local = time.perf_counter() - t0
+    with rewardlab.Runtime(workers=1) as rt, rt.active():
+        reward.score_local([Sample(response=r, reference=g) for g, r in _WARMUP])
+        _clear_caches()
+        t0 = time.perf_counter()
+        scores = reward.score_local(samples)
+        local = time.perf_counter() - t0
     _clear_caches()
     t0 = time.perf_counter()
     rewardlab.score(samples, reward, workers=1)
@@ -599,9 +599,6 @@ def main(argv: list[str] | None = None) -> str:
     pairs = build_pairs(limit=40 if args.quick else None)
     scores, ours_s, engine_s = run_ours(pairs)
     theirs, parsed, theirs_s = run_theirs(pairs)
-    from rewardlab.rewards.math import close_symbolic_pool
-
-    close_symbolic_pool()
     n = len(pairs)
     expected = [p.expected for p in pairs]
     ours_bool = [s.status.value == "ok" and s.value == 1.0 for s in scores]

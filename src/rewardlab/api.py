@@ -14,7 +14,8 @@ from rewardlab.core.registry import registry
 from rewardlab.core.reward import Reward, RewardDef, reward
 from rewardlab.core.types import Sample, Score
 from rewardlab.io.rows import to_sample
-from rewardlab.runtime.engine import Runtime, run_sync
+from rewardlab.runtime.current import current_runtime
+from rewardlab.runtime.engine import Runtime, set_spec_builder
 
 _IMPORT_PATH = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*")
 _NAME = re.compile(r"[A-Za-z_][\w-]*")
@@ -60,6 +61,9 @@ def _samples(samples: Sequence[Sample | Mapping[str, Any]]) -> list[Sample]:
     return [s if isinstance(s, Sample) else to_sample(dict(s)) for s in samples]
 
 
+set_spec_builder(build)
+
+
 async def ascore(
     samples: Sequence[Sample | Mapping[str, Any]],
     spec: SpecLike,
@@ -69,15 +73,16 @@ async def ascore(
 ) -> list[Score]:
     """Score a batch with a reward or spec; one `Score` per sample, in order.
 
-    Pass a `Runtime` to reuse its process pool and cache across calls; otherwise one is made
-    (with `runtime_options`, e.g. ``cache="scores.db"``, ``workers=4``) and closed after.
+    Runs on `runtime` when given; else, with `runtime_options` (e.g. ``cache="scores.db"``,
+    ``workers=4``), on a Runtime made for this call and closed after; else on the current
+    Runtime (the process-wide default, long-lived: its pool and limits serve every call).
     """
     built = build(spec)
     items = _samples(samples)
-    if runtime is not None:
-        return await built.root.run(items, runtime)
-    with Runtime(**runtime_options) as rt:
-        return await built.root.run(items, rt)
+    if runtime is None and runtime_options:
+        with Runtime(**runtime_options) as rt:
+            return (await rt.ascore(built, items)).scores
+    return (await (runtime or current_runtime()).ascore(built, items)).scores
 
 
 def score(
@@ -88,7 +93,12 @@ def score(
     **runtime_options: Any,
 ) -> list[Score]:
     """Sync twin of `ascore`; safe to call from threads and from inside a running loop."""
-    return run_sync(ascore(samples, spec, runtime=runtime, **runtime_options))
+    built = build(spec)
+    items = _samples(samples)
+    if runtime is None and runtime_options:
+        with Runtime(**runtime_options) as rt:
+            return rt.score(built, items).scores
+    return (runtime or current_runtime()).score(built, items).scores
 
 
 class RewardUnavailableError(RuntimeError):

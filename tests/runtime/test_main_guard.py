@@ -39,8 +39,7 @@ def _run(tmp_path: Path, body: str, *args: str, name: str = "script.py",
 
 def test_unguarded_script_calling_math_verify_runs_once(tmp_path: Path) -> None:
     proc, runs = _run(tmp_path, """
-        from rewardlab.rewards.math import verify, set_symbolic_workers
-        set_symbolic_workers(2)
+        from rewardlab.rewards.math import verify
         pairs = [("x^2+2x+1", "(x+1)^2"), ("\\\\sin^2 x + \\\\cos^2 x", "1"), ("2x+2", "2(x+1)")]
         for gold, pred in pairs:
             v = verify(gold=gold, prediction=pred)

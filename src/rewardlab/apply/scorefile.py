@@ -31,7 +31,7 @@ from rewardlab.core.types import Sample, Score
 from rewardlab.io.files import Row, read_rows
 from rewardlab.io.output import ResumableWriter, input_identity
 from rewardlab.io.rows import to_sample
-from rewardlab.runtime.engine import Runtime, run_sync
+from rewardlab.runtime.engine import Runtime
 
 _PROGRESS_EVERY = 4096
 
@@ -164,7 +164,7 @@ def score_file(
             if on_progress and pending:
                 on_progress(pending)
                 pending = 0
-            scores = run_sync(built.root.run([s for _, s in chunk], rt))
+            scores = rt.score(built, [s for _, s in chunk]).scores
             writer.write([output_row(r.data or {}, r.index, sc)
                           for (r, _), sc in zip(chunk, scores, strict=True)])
             for sc in scores:

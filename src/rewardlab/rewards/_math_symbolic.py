@@ -8,10 +8,7 @@ crash). sympy is imported inside the worker only.
 
 from __future__ import annotations
 
-import atexit
 import multiprocessing
-import os
-import threading
 from collections.abc import Sequence
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
@@ -20,6 +17,7 @@ from rewardlab.core.reward import reward
 from rewardlab.core.types import Sample, Score, Status
 from rewardlab.rewards._math_compare import FastComparator, Tri, equal, scalars
 from rewardlab.rewards._math_parse import MathLimit, MathParseError, Node, normalize, parse_answer
+from rewardlab.runtime.current import current_runtime
 
 if TYPE_CHECKING:
     from rewardlab.runtime.pool import ProcessPool
@@ -297,50 +295,23 @@ def reference_limit_symbolic(gold: str) -> str | None:
 
 
 # -- the pool ---------------------------------------------------------------------------------
-
-_pool: ProcessPool | None = None
-_pool_workers: int | None = None
-_exit_hook: list[bool] = []
-_lock = threading.Lock()
-
-
-def set_workers(workers: int | None) -> None:
-    """Size of the symbolic-path process pool (default: the core count); closes the current
-    pool so the next hard case starts one of the new size."""
-    global _pool_workers
-    if workers is not None and workers < 1:
-        raise ValueError(f"the symbolic pool needs at least one worker, not {workers}")
-    with _lock:
-        _pool_workers = workers
-    close_pool()
-
+# The symbolic path runs in the current Runtime's process pool, under its `workers`, `timeout`
+# and `memory_mb`: one pool per Runtime, released by `Runtime.close()`.
 
 def _get_pool() -> ProcessPool:
-    global _pool
-    with _lock:
-        if _pool is None:
-            from rewardlab.runtime.pool import ProcessPool
-
-            _pool = ProcessPool(_pool_workers or os.cpu_count() or 1, memory_mb=4096)
-            if not _exit_hook:
-                atexit.register(close_pool)
-                _exit_hook.append(True)
-        return _pool
+    return current_runtime().pool
 
 
 def close_pool() -> None:
-    """Stop the symbolic-path workers (a later hard case starts new ones)."""
-    global _pool
-    with _lock:
-        pool, _pool = _pool, None
-    if pool is not None:
-        pool.close()
+    """Stop the current Runtime's pool workers (a later hard case starts new ones)."""
+    current_runtime().restart_pool()
 
 
 def run_symbolic(pairs: Sequence[tuple[str, str]], *, tolerance: float, timeout: float,
                  precision: int | None = None,
                  isolate: bool = True) -> list[Score]:
-    """Score (gold, predicted) answer pairs on the symbolic path, each under a hard timeout.
+    """Score (gold, predicted) answer pairs on the symbolic path, each under a hard timeout
+    (the current Runtime's `timeout` when it sets one), in the current Runtime's pool.
 
     With `isolate` false, or inside a daemon worker process (which cannot start children),
     the check runs in this process.
@@ -351,8 +322,10 @@ def run_symbolic(pairs: Sequence[tuple[str, str]], *, tolerance: float, timeout:
     samples = [Sample(reference=g, response=p) for g, p in pairs]
     if not isolate or multiprocessing.current_process().daemon:
         return configured.score_local(samples)
-    scores = _get_pool().map(configured, samples, timeout)
-    return [_attribute(configured, sample, score, timeout) if _lost(score) else score
+    timeout = current_runtime().timeout or timeout
+    pool = _get_pool()
+    scores = pool.map(configured, samples, timeout)
+    return [_attribute(pool, configured, sample, score, timeout) if _lost(score) else score
             for sample, score in zip(samples, scores, strict=True)]
 
 
@@ -360,14 +333,14 @@ def _lost(score: Score) -> bool:
     return score.status is Status.error and (score.reason or "").startswith(("timeout", "crash"))
 
 
-def _attribute(configured: Any, sample: Sample, lost: Score, timeout: float) -> Score:
+def _attribute(pool: ProcessPool, configured: Any, sample: Sample, lost: Score, timeout: float) -> Score:
     """A pair that timed out or crashed, tried once more on one worker right after the same
     gold against ``0`` (which warms the worker up: sympy imported, caches filled). If the
     warm-up passes within the time limit and the pair fails again, the answer itself exceeded
     the limits (time, memory): not equal, with the reason. If the warm-up fails too, nothing
     can be said about the answer and the error stands."""
     warm = Sample(reference=sample.reference, response="0")
-    first, again = _get_pool().run(configured, [warm, sample], timeout)
+    first, again = pool.run(configured, [warm, sample], timeout)
     if not first.ok:
         return lost
     if _lost(again):

@@ -46,11 +46,11 @@ from rewardlab.rewards._math_parse import (
     parse_answer,
     plain_number,
 )
-from rewardlab.rewards._math_symbolic import close_pool, run_symbolic, set_workers
+from rewardlab.rewards._math_symbolic import close_pool, run_symbolic
 
 __all__ = [
     "BAD_REFERENCE", "DEFAULT_ORDER", "EXTRACTORS", "NO_ANSWER", "Extraction", "Verdict", "close_symbolic_pool",
-    "extract_answer", "math_answer", "set_symbolic_workers", "verify",
+    "extract_answer", "math_answer", "verify",
 ]
 
 Path = Literal["fast", "symbolic"]
@@ -87,7 +87,8 @@ def extract_answer(text: str, *, extract_order: Sequence[str] = DEFAULT_ORDER,
     `extract_order` lists extractors by precedence (see `EXTRACTORS`): by default an
     ``<answer>`` block, then the last ``\boxed{}`` (unless "the answer is" states a final answer
     after it), then GSM8K's ``####``, then "the answer is", then the final math expression,
-    then the last number. `strip_think` ignores everything up to the last ``</think>``.
+    then the last number. `strip_think` reads only the final text (after the last ``</think>``,
+    nothing after an unclosed ``<think>``: see `rewardlab.core.text`).
     """
     return extract(text, check_order(extract_order), strip_think=strip_think)
 
@@ -215,13 +216,9 @@ def check_precision(precision: int | None) -> None:
         raise ValueError(f"precision must be None or a number of decimal places from 0 to 15, not {precision!r}")
 
 
-def set_symbolic_workers(workers: int | None) -> None:
-    """Number of worker processes for the symbolic path (default: the core count)."""
-    set_workers(workers)
-
-
 def close_symbolic_pool() -> None:
-    """Stop the symbolic-path worker processes (they restart on the next hard case)."""
+    """Stop the symbolic-path worker processes: the current Runtime's pool workers (they
+    restart on the next hard case). Size the pool with ``Runtime(workers=...)``."""
     close_pool()
 
 

@@ -1,8 +1,8 @@
-"""Concurrency for `io` rewards: a concurrency cap, a requests-per-minute limit, timeouts and
-retries with exponential backoff (at least an exception's ``retry_after`` seconds, when it
-carries one). A reward that returns a `Score` (even an error) is not
-retried: that is its verdict. An exception or a timeout is retried, unless the exception has
-``retryable = False``."""
+"""Concurrency for `io` rewards: a concurrency cap and a requests-per-minute limit per endpoint
+(a `Gate`, shared by every reward and batch using the endpoint), timeouts and retries with
+exponential backoff (at least an exception's ``retry_after`` seconds, when it carries one). A
+reward that returns a `Score` (even an error) is not retried: that is its verdict. An exception
+or a timeout is retried, unless the exception has ``retryable = False``."""
 
 from __future__ import annotations
 
@@ -16,15 +16,27 @@ from dataclasses import dataclass
 from typing import Any
 
 
-class RateLimiter:
-    """Spaces request starts so that at most `rpm` start in any minute (a leaky bucket)."""
+class Gate:
+    """The limits of one endpoint: at most `max_concurrency` calls in flight and request starts
+    spaced so that at most `rpm` start in any minute (a leaky bucket). Lives on one event loop
+    (the Runtime's) for as long as the Runtime, so limits hold across batches and calls. When
+    several rewards declare limits for the same endpoint, the strictest holds (`tighten`)."""
 
-    def __init__(self, rpm: float | None) -> None:
+    def __init__(self, max_concurrency: int, rpm: float | None) -> None:
+        self.max_concurrency = max_concurrency
         self.interval = 60.0 / rpm if rpm else 0.0
+        self.in_flight = 0
+        self.started = 0
         self._next = 0.0
+        self._cond = asyncio.Condition()
         self._lock = asyncio.Lock()
 
-    async def wait(self) -> None:
+    def tighten(self, max_concurrency: int, rpm: float | None) -> None:
+        self.max_concurrency = min(self.max_concurrency, max_concurrency)
+        if rpm:
+            self.interval = max(self.interval, 60.0 / rpm)
+
+    async def _rate(self) -> None:
         if not self.interval:
             return
         async with self._lock:
@@ -33,6 +45,26 @@ class RateLimiter:
             self._next = start + self.interval
         if start > now:
             await asyncio.sleep(start - now)
+
+    async def __aenter__(self) -> Gate:
+        async with self._cond:
+            await self._cond.wait_for(lambda: self.in_flight < self.max_concurrency)
+            self.in_flight += 1
+        try:
+            await self._rate()
+        except BaseException:
+            await self._leave()
+            raise
+        self.started += 1
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._leave()
+
+    async def _leave(self) -> None:
+        async with self._cond:
+            self.in_flight -= 1
+            self._cond.notify()
 
 
 @dataclass
@@ -56,12 +88,12 @@ class RewardExited(Exception):
 
 
 class Limited:
-    """Runs calls under one set of limits (shared by all samples of one reward)."""
+    """Runs calls with one reward's timeout and retries, through its endpoint's `Gate` (a
+    private one when none is given)."""
 
-    def __init__(self, limits: IOLimits) -> None:
+    def __init__(self, limits: IOLimits, gate: Gate | None = None) -> None:
         self.limits = limits
-        self._sem = asyncio.Semaphore(limits.max_concurrency)
-        self._rate = RateLimiter(limits.rpm)
+        self.gate = gate or Gate(limits.max_concurrency, limits.rpm)
         self.attempts = 0
 
     async def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -74,8 +106,7 @@ class Limited:
                 # a server's Retry-After (carried by the exception) is honoured, within bounds
                 delay = max(delay, min(lim.backoff_max, getattr(last, "retry_after", None) or 0))
                 await asyncio.sleep(delay)
-            async with self._sem:
-                await self._rate.wait()
+            async with self.gate:
                 self.attempts += 1
                 try:
                     return await asyncio.wait_for(_invoke(fn, *args, **kwargs), lim.timeout)

@@ -179,6 +179,7 @@ class ScoreCache:
         self.path = Path(path)
         self._local = threading.local()
         self._write_lock = threading.Lock()
+        self._all: list[sqlite3.Connection] = []
         forksafe.track(self)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -195,13 +196,17 @@ class ScoreCache:
         # left alone, not closed, since closing could drop the parent's locks)
         self._local = threading.local()
         self._write_lock = threading.Lock()
+        self._all = []
 
     def _con(self) -> sqlite3.Connection:
         con = getattr(self._local, "con", None)
         if con is None:
-            con = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+            # one connection per thread; `close` (from any thread) closes them all
+            con = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False)
             con.execute("PRAGMA synchronous=NORMAL")
             self._local.con = con
+            with self._write_lock:
+                self._all.append(con)
         return con
 
     def get_many(self, fingerprint: str, hashes: Sequence[str]) -> dict[str, Score]:
@@ -257,7 +262,9 @@ class ScoreCache:
             raise _problem(self.path, exc) from None
 
     def close(self) -> None:
-        con = getattr(self._local, "con", None)
-        if con is not None:
+        """Close every thread's connection (a thread using the cache afterwards reopens)."""
+        with self._write_lock:
+            cons, self._all = self._all, []
+        self._local = threading.local()
+        for con in cons:
             con.close()
-            self._local.con = None

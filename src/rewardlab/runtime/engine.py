@@ -1,23 +1,41 @@
-"""The scoring engine: runs configured rewards over batches, each by its kind, through the
-cache. One async implementation; the sync entry points drive it."""
+"""The Runtime: the long-lived scorer every front end calls.
+
+A `Runtime` owns every resource a reward needs — the isolating process pool (also used by the
+symbolic-math path), an event loop of its own (in a thread) on which `io` rewards run with one
+`Gate` of limits per endpoint, the judge clients bound to that loop, the sandbox server and
+loaded models (`resource`) — and the cache. `score(spec, samples)` / `ascore` score a spec on a
+batch and return the scores with the call's statistics; identical leaves (same fingerprint and
+options) in one call are computed once per sample. `close()` releases everything; a forked
+child gets fresh resources. One async implementation; the sync entry point drives it."""
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import contextlib
 import os
 import threading
 import time
 import warnings
 from collections import Counter
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from rewardlab.core.reward import TIMED_KINDS, Reward, check_timeout, inject, to_score, untimed_message
+from rewardlab.core.reward import (
+    TIMED_KINDS,
+    Reward,
+    check_timeout,
+    inject,
+    set_default_scorer,
+    to_score,
+    untimed_message,
+)
 from rewardlab.core.types import Cost, Sample, Score
-from rewardlab.runtime import forksafe, mainmodule
-from rewardlab.runtime.aio import IOLimits, Limited
+from rewardlab.runtime import current, forksafe, mainmodule
+from rewardlab.runtime.aio import Gate, IOLimits, Limited
 from rewardlab.runtime.cache import CacheError, ScoreCache, UnhashableSample, sample_hash
 
 if TYPE_CHECKING:
@@ -28,19 +46,79 @@ T = TypeVar("T")
 
 @dataclass
 class RunStats:
-    """What a run did: cache hits, samples computed, per-reward status counts, latencies."""
+    """What a run did: cache hits, samples computed, status counts per reward (by label) and of
+    the final scores, per-sample latencies and the cost of what was computed (cache hits cost
+    nothing)."""
 
     cache_hits: int = 0
     computed: int = 0
     statuses: dict[str, Counter[str]] = field(default_factory=dict)
+    final: Counter[str] = field(default_factory=Counter)
     latencies: list[float] = field(default_factory=list)
+    cost: Cost = field(default_factory=Cost)
+    seconds: float = 0.0
 
     def record(self, label: str, scores: Sequence[Score], computed: bool) -> None:
         counter = self.statuses.setdefault(label, Counter())
+        cost = self.cost
         for s in scores:
             counter[s.status.value] += 1
             if computed and s.cost is not None:
                 self.latencies.append(s.cost.seconds)
+                cost.seconds += s.cost.seconds
+                cost.input_tokens += s.cost.input_tokens
+                cost.output_tokens += s.cost.output_tokens
+                cost.usd += s.cost.usd
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"cache_hits": self.cache_hits, "computed": self.computed,
+                "statuses": {k: dict(v) for k, v in self.statuses.items()},
+                "final": dict(self.final), "cost": self.cost.model_dump(), "seconds": self.seconds}
+
+
+@dataclass
+class Scored:
+    """The result of `Runtime.score`: one `Score` per sample, in order, and what the call did."""
+
+    scores: list[Score]
+    stats: RunStats
+
+
+class Scorable(Protocol):
+    """A spec's graph: anything that scores a batch through a Runtime (a compose node)."""
+
+    async def run(self, samples: Sequence[Sample], rt: Runtime) -> list[Score]: ...
+
+
+_builder: Callable[[Any], Any] | None = None
+
+
+def set_spec_builder(builder: Callable[[Any], Any]) -> None:
+    """Install what turns a spec file, YAML text, dict or name into a spec for `Runtime.score`
+    (the composition layer installs it; the runtime never imports the layers above it)."""
+    global _builder
+    _builder = builder
+
+
+def _graph(spec: Any) -> Scorable | Reward:
+    """What to run for a spec: a configured reward as it is; a built spec's root node; a node;
+    else whatever the installed builder makes of it."""
+    if isinstance(spec, Reward):
+        return spec
+    root = getattr(spec, "root", None)
+    if root is not None and hasattr(root, "run"):
+        return root  # type: ignore[no-any-return]
+    if hasattr(spec, "run") and not isinstance(spec, type):
+        return spec  # type: ignore[no-any-return]
+    if _builder is None:
+        raise TypeError(f"cannot score {type(spec).__name__}: import rewardlab to build specs")
+    return _graph(_builder(spec))
+
+
+# per call: the statistics, and the leaves already scored for each sample (by identity)
+_call: ContextVar[tuple[RunStats, dict[Hashable, dict[int, asyncio.Future[Score]]]] | None] = (
+    ContextVar("rewardlab_call", default=None)
+)
 
 
 @dataclass
@@ -57,6 +135,10 @@ class LeafOptions:
         if self.timeout is not None:
             self.timeout = check_timeout(self.timeout)
 
+    def result_key(self) -> tuple[Any, ...]:
+        """The settings that can change a score (limits on concurrency and rate cannot)."""
+        return (self.timeout, self.retries, self.batch_size)
+
     def check(self, reward: Reward) -> None:
         """Refuse settings the reward's kind cannot honour (a timeout on `inline`/`model`)."""
         if self.timeout is not None and reward.info.kind not in TIMED_KINDS:
@@ -72,7 +154,9 @@ def warn_cache(message: str) -> None:
 
 
 class Runtime:
-    """Holds the process pool, the cache and the statistics of the runs made through it.
+    """The long-lived scorer: owns the process pool, its event loop and the per-endpoint limits
+    of `io` rewards, the sandbox server and loaded models, the cache, and the statistics of the
+    runs made through it (`stats`, cumulative).
 
     `workers` sizes the process pool (default: the core count); `cache` is a SQLite path (or
     None for no cache); `timeout` (seconds, positive) overrides the per-sample timeout of every
@@ -81,6 +165,9 @@ class Runtime:
     `memory_mb` caps each pool worker's address space. When the cache file cannot be opened,
     read or written, `on_cache_error` gets a message naming the file (default: a
     `CacheWarning`) and the runtime goes on without the cache; `cache_error` keeps the message.
+
+    The limits of an `io` endpoint (`max_concurrency`, `rpm`; the strictest declared) and a
+    judge's token budget hold across every batch, chunk and call made through one Runtime.
     """
 
     def __init__(
@@ -109,23 +196,151 @@ class Runtime:
         else:
             self.cache = cache
         self.stats = RunStats()
+        self.closed = False
         self._pool: ProcessPool | None = None
-        self._pool_lock = threading.Lock()
+        self._fresh()
         forksafe.track(self)
 
-    def _after_fork_in_child(self) -> None:
-        # the pool and the cache reset themselves; a lock held by a parent thread would never
-        # be released here
+    def _fresh(self) -> None:
         self._pool_lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: threading.Thread | None = None
+        self._gates: dict[str, Gate] = {}
+        self._resources: dict[Hashable, tuple[Any, Callable[[Any], None] | None]] = {}
+        self._resource_locks: dict[Hashable, threading.Lock] = {}
+
+    def _after_fork_in_child(self) -> None:
+        # The pool and the cache reset themselves. The loop thread, the sandbox server and the
+        # models belong to the parent: forget them (never close them) and start fresh ones on
+        # first use; a lock held by a parent thread would never be released here.
+        self._fresh()
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise RuntimeError("this Runtime is closed")
 
     @property
     def pool(self) -> ProcessPool:
+        """The isolating process pool (`workers` processes), started on first use."""
         with self._pool_lock:
+            self._check_open()
             if self._pool is None:
                 from rewardlab.runtime.pool import ProcessPool
 
                 self._pool = ProcessPool(self.workers, self.memory_mb)
             return self._pool
+
+    def restart_pool(self) -> None:
+        """Stop the pool's workers; the next use starts new ones."""
+        with self._pool_lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.close()
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The Runtime's own event loop (running in a daemon thread), started on first use."""
+        with self._pool_lock:
+            self._check_open()
+            if self._loop is None:
+                loop = asyncio.new_event_loop()
+                ready = threading.Event()
+
+                def serve() -> None:
+                    asyncio.set_event_loop(loop)
+                    loop.call_soon(ready.set)
+                    loop.run_forever()
+
+                thread = threading.Thread(target=serve, name="rewardlab-runtime", daemon=True)
+                thread.start()
+                ready.wait()
+                self._loop, self._loop_thread = loop, thread
+            return self._loop
+
+    def resource(self, key: Hashable, make: Callable[[], T],
+                 close: Callable[[T], None] | None = None) -> T:
+        """The resource under `key`, made by `make()` on first use and kept (with `close`, called
+        by `Runtime.close()`) for the life of the Runtime: a sandbox server, a loaded model."""
+        with self._pool_lock:
+            self._check_open()
+            found = self._resources.get(key)
+            if found is not None:
+                return found[0]  # type: ignore[no-any-return]
+            lock = self._resource_locks.setdefault(key, threading.Lock())
+        with lock:  # one load per key; others wait for it
+            with self._pool_lock:
+                found = self._resources.get(key)
+                if found is not None:
+                    return found[0]  # type: ignore[no-any-return]
+            value = make()
+            with self._pool_lock:
+                if self.closed:
+                    if close is not None:
+                        close(value)
+                    self._check_open()
+                self._resources[key] = (value, close)  # type: ignore[assignment]
+            return value
+
+    def gate(self, key: str, max_concurrency: int, rpm: float | None) -> Gate:
+        """The limits of endpoint `key` (made on the Runtime's loop; the strictest declared
+        limits hold)."""
+        gate = self._gates.get(key)
+        if gate is None:
+            gate = self._gates[key] = Gate(max_concurrency, rpm)
+        else:
+            gate.tighten(max_concurrency, rpm)
+        return gate
+
+    @contextlib.contextmanager
+    def active(self) -> Iterator[Runtime]:
+        """Make this the Runtime that rewards called in this context use (for their pool,
+        sandbox and models), instead of the process-wide default."""
+        token = current._active.set(self)
+        try:
+            yield self
+        finally:
+            current._active.reset(token)
+
+    # -- one way in ----------------------------------------------------------------------------
+    def score(self, spec: Any, samples: Sequence[Sample]) -> Scored:
+        """Score `spec` (a `Spec`, a node, a configured reward, or anything `rewardlab.build`
+        takes) on a batch: the scores in order and the call's statistics. Safe from any thread
+        and from inside another event loop (which it blocks until the batch is scored)."""
+        loop = self.loop
+        if threading.current_thread() is self._loop_thread:
+            raise RuntimeError("Runtime.score was called from a reward running on this Runtime; "
+                               "use `await runtime.ascore(...)` there")
+        future = asyncio.run_coroutine_threadsafe(self._ascore(spec, samples), loop)
+        try:
+            return future.result()
+        except BaseException:
+            future.cancel()  # an interrupted caller (Ctrl-C, SIGTERM) stops the batch
+            raise
+
+    async def ascore(self, spec: Any, samples: Sequence[Sample]) -> Scored:
+        """Async twin of `score`, awaitable from any event loop."""
+        loop = self.loop
+        if asyncio.get_running_loop() is loop:
+            return await self._ascore(spec, samples)
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(self._ascore(spec, samples), loop))
+
+    async def _ascore(self, spec: Any, samples: Sequence[Sample]) -> Scored:
+        graph = _graph(spec)
+        stats = RunStats()
+        token = _call.set((stats, {}))
+        active = current._active.set(self)
+        t0 = time.perf_counter()
+        try:
+            if isinstance(graph, Reward):
+                scores = await self.score_leaf(graph, samples)
+            else:
+                scores = await graph.run(samples, self)
+        finally:
+            _call.reset(token)
+            current._active.reset(active)
+        stats.seconds = time.perf_counter() - t0
+        stats.final.update(s.status.value for s in scores)
+        return Scored(scores, stats)
 
     def _drop_cache(self, exc: CacheError) -> None:
         """Go on without the cache, saying so once."""
@@ -139,9 +354,38 @@ class Runtime:
         self.on_cache_error(self.cache_error)
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.close()
-            self._pool = None
+        """Release everything this Runtime started: stop its calls in flight, the pool's worker
+        processes, its event loop (closing the judge clients bound to it), the sandbox server
+        and the loaded models; close the cache. Idempotent."""
+        with self._pool_lock:
+            if self.closed:
+                return
+            self.closed = True
+            loop, thread = self._loop, self._loop_thread
+            resources = list(self._resources.values())
+            self._resources.clear()
+            pool, self._pool = self._pool, None
+        stopping = None
+        if loop is not None and loop.is_running():
+            stopping = asyncio.run_coroutine_threadsafe(_cancel_tasks(), loop)
+        if pool is not None:
+            pool.close()  # unblocks the threads waiting on workers
+        if stopping is not None:
+            with contextlib.suppress(concurrent.futures.TimeoutError, concurrent.futures.CancelledError,
+                                     RuntimeError):
+                stopping.result(timeout=10)
+        if loop is not None and thread is not None:
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(timeout=10)
+            if not thread.is_alive():
+                loop.close()
+        for value, close in reversed(resources):
+            if close is not None:
+                try:
+                    close(value)
+                except Exception as exc:  # noqa: BLE001 - the rest is still released; say why
+                    warnings.warn(f"closing {type(value).__name__} failed: {exc}", RuntimeWarning,
+                                  stacklevel=2)
         if self.cache is not None:
             self.cache.close()
 
@@ -159,13 +403,50 @@ class Runtime:
         options: LeafOptions | None = None,
         label: str | None = None,
     ) -> list[Score]:
-        """Scores of one configured reward on a batch, from the cache where possible."""
+        """Scores of one configured reward on a batch, from the cache where possible. Within
+        one `score` call, a sample already scored (or being scored) by an identical leaf is not
+        scored again."""
         mainmodule.check_not_importing()
         options = options or LeafOptions()
         options.check(reward)
         label = label or reward.name
         if not samples:
             return []
+        call = _call.get()
+        if call is None:
+            return await self._score_leaf(reward, samples, options, label, None)
+        stats, seen = call
+        futures = seen.setdefault((reward.fingerprint, options.result_key()), {})
+        loop = asyncio.get_running_loop()
+        mine: list[int] = []
+        waits: list[asyncio.Future[Score]] = []
+        for i, s in enumerate(samples):
+            f = futures.get(id(s))
+            if f is None:
+                f = futures[id(s)] = loop.create_future()
+                mine.append(i)
+            waits.append(f)
+        if mine:
+            try:
+                scores = await self._score_leaf(reward, [samples[i] for i in mine], options, label, stats)
+            except BaseException as exc:
+                for i in mine:
+                    if not waits[i].done():
+                        waits[i].set_exception(exc if isinstance(exc, Exception) else asyncio.CancelledError())
+                        waits[i].exception()  # retrieved: whoever else waits on it re-raises it
+                raise
+            for i, sc in zip(mine, scores, strict=True):
+                waits[i].set_result(sc)
+        own = set(mine)
+        out = []
+        for i, f in enumerate(waits):
+            sc = await f
+            out.append(sc if i in own else sc.model_copy(deep=True))  # a parent may amend its copy
+        return out
+
+    async def _score_leaf(self, reward: Reward, samples: Sequence[Sample], options: LeafOptions,
+                          label: str, call_stats: RunStats | None) -> list[Score]:
+        stats = [self.stats] if call_stats is None else [self.stats, call_stats]
         out: list[Score | None] = [None] * len(samples)
         todo = list(range(len(samples)))
         hashes: list[str | None] = []
@@ -184,13 +465,15 @@ class Runtime:
                 else:
                     out[i] = hit
             cached = [out[i] for i in range(len(samples)) if out[i] is not None]
-            self.stats.cache_hits += len(cached)
-            self.stats.record(label, cached, computed=False)  # type: ignore[arg-type]
+            for st in stats:
+                st.cache_hits += len(cached)
+                st.record(label, cached, computed=False)  # type: ignore[arg-type]
         if todo:
             batch = [samples[i] for i in todo]
             fresh = await self._compute(reward, batch, options)
-            self.stats.computed += len(fresh)
-            self.stats.record(label, fresh, computed=True)
+            for st in stats:
+                st.computed += len(fresh)
+                st.record(label, fresh, computed=True)
             for i, s in zip(todo, fresh, strict=True):
                 out[i] = s
             if self.cache is not None:
@@ -230,7 +513,8 @@ class Runtime:
             timeout=timeout,
             retries=info.retries if options.retries is None else options.retries,
         )
-        limited = Limited(limits)
+        gate = self.gate(reward.resource, limits.max_concurrency, limits.rpm)
+        limited = Limited(limits, gate)
         d = reward.definition
 
         async def one(sample: Sample) -> Score:
@@ -246,35 +530,28 @@ class Runtime:
         return list(await asyncio.gather(*(one(s) for s in samples)))
 
 
+async def _cancel_tasks() -> None:
+    """Cancel every other task on this loop and wait for them (a judge client's keeper closes
+    its clients as it is cancelled)."""
+    me = asyncio.current_task()
+    tasks = [t for t in asyncio.all_tasks() if t is not me]
+    for t in tasks:
+        t.cancel()
+    if tasks:
+        await asyncio.wait(tasks, timeout=5)
+    await asyncio.get_running_loop().shutdown_asyncgens()
+
+
+def _score_with_current(reward: Reward, samples: list[Sample]) -> list[Score]:
+    return current.current_runtime().score(reward, samples).scores
+
+
+set_default_scorer(_score_with_current)
+
+
 def _hash_or_none(sample: Sample) -> str | None:
     """The sample's cache key, or None for a sample that cannot be hashed (scored, not cached)."""
     try:
         return sample_hash(sample)
     except (UnhashableSample, ValueError, TypeError, RecursionError):
         return None
-
-
-def run_sync(coro: Coroutine[Any, Any, T]) -> T:
-    """Run a coroutine to completion from sync code, even when this thread already runs an
-    event loop (then it runs on a helper thread with its own loop)."""
-    try:
-        asyncio.get_running_loop()
-        in_loop = True
-    except RuntimeError:
-        in_loop = False
-    if not in_loop:  # (outside the except block: errors are not chained to this probe)
-        return asyncio.run(coro)
-    box: dict[str, Any] = {}
-
-    def target() -> None:
-        try:
-            box["value"] = asyncio.run(coro)
-        except BaseException as exc:  # re-raised in the caller's thread
-            box["error"] = exc
-
-    t = threading.Thread(target=target, name="rewardlab-sync")
-    t.start()
-    t.join()
-    if "error" in box:
-        raise box["error"]
-    return box["value"]  # type: ignore[no-any-return]

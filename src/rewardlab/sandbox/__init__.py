@@ -7,7 +7,8 @@ timeout enforced by the server, which kills the whole run. Assert tests report o
 over a channel the program cannot forge; stdin/stdout runs are judged by the caller.
 
 This package depends on the standard library only (the server never imports the rest of
-rewardlab). Use `Sandbox` directly, or `default_sandbox()` (what the code rewards use).
+rewardlab). Use `Sandbox` directly, or `default_sandbox()` (a process-wide one); the code
+rewards use their Runtime's, started with `configured_sandbox()`.
 """
 
 from rewardlab.sandbox.client import (
@@ -19,6 +20,7 @@ from rewardlab.sandbox.client import (
     StdioJob,
     TestOutcome,
     configure,
+    configured_sandbox,
     default_sandbox,
 )
 from rewardlab.sandbox.harness import split_tests, test_label
@@ -34,6 +36,7 @@ __all__ = [
     "StdioJob",
     "TestOutcome",
     "configure",
+    "configured_sandbox",
     "default_sandbox",
     "split_tests",
     "test_label",

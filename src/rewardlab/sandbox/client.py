@@ -482,8 +482,9 @@ _default_options: dict[str, Any] = {}
 
 
 def configure(**options: Any) -> None:
-    """Options (as for `Sandbox`) of the process-wide sandbox the code rewards use; call before
-    the first use, or the running one is replaced. ``REWARDLAB_SANDBOX_WORKERS`` sets the
+    """Options (as for `Sandbox`) of the sandboxes the code rewards use (each Runtime starts its
+    own with them) and of `default_sandbox`; call before the first use, or the process-wide one
+    is replaced. ``REWARDLAB_SANDBOX_WORKERS`` sets the
     default worker count."""
     global _default
     with _default_lock:
@@ -494,17 +495,31 @@ def configure(**options: Any) -> None:
         old.close()
 
 
+def configured_sandbox() -> Sandbox:
+    """A new sandbox with the options given to `configure` (``REWARDLAB_SANDBOX_WORKERS`` sets
+    the default worker count). A Runtime starts one with this for its code rewards."""
+    with _default_lock:
+        options = dict(_default_options)
+    env_workers = os.environ.get("REWARDLAB_SANDBOX_WORKERS")
+    if "workers" not in options and env_workers:
+        options["workers"] = int(env_workers)
+    return Sandbox(**options)
+
+
 def default_sandbox() -> Sandbox:
-    """The process-wide sandbox (started on first use, closed at exit, one per process)."""
+    """A process-wide sandbox for direct use (started on first use, closed at exit, one per
+    process). The code rewards use their Runtime's sandbox instead."""
     global _default
     with _default_lock:
-        if _default is None or _default._pid != os.getpid() or _default._closed:
-            options = dict(_default_options)
-            env_workers = os.environ.get("REWARDLAB_SANDBOX_WORKERS")
-            if "workers" not in options and env_workers:
-                options["workers"] = int(env_workers)
-            _default = Sandbox(**options)
-        return _default
+        current = _default
+    if current is None or current._pid != os.getpid() or current._closed:
+        fresh = configured_sandbox()
+        with _default_lock:
+            current, _default = _default, fresh
+        if current is not None and current._pid == os.getpid() and not current._closed:
+            current.close()
+        return fresh
+    return current
 
 
 def _close_default() -> None:
@@ -525,5 +540,6 @@ __all__ = [
     "StdioJob",
     "TestOutcome",
     "configure",
+    "configured_sandbox",
     "default_sandbox",
 ]
