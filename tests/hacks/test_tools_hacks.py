@@ -204,5 +204,6 @@ def test_many_unclosed_openings_are_read_in_one_pass(response: str) -> None:
     if "<tool_call>" in response:
         assert fmt.value == 0.0 and "not closed" in (fmt.reason or "")
         assert m.value == 0.0
-    else:  # text without a call: a well-formed no-call
-        assert fmt.value == 1.0 and m.value == 1.0
+    else:  # thinking that never closes: the response says nothing (not a well-formed no-call)
+        assert fmt.value == 0.0 and "empty" in (fmt.reason or "")
+        assert m.value == 0.0

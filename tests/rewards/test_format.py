@@ -9,15 +9,14 @@ import pytest
 
 import rewardlab
 from rewardlab.core.registry import registry
+from rewardlab.core.text import after_think, tag_content
 from rewardlab.core.types import Sample, Status
 from rewardlab.io.rows import to_sample
 from rewardlab.rewards.format import (
-    after_think,
     extract_json,
     json_schema,
     json_valid,
     regex_match,
-    tag_content,
     think_answer_format,
 )
 

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
+from rewardlab.core.text import ANSWER, after_think, tag_content
 from rewardlab.rewards._math_parse import MathLimit, MathParseError, match_brace, normalize, parse_answer
 
 EXTRACTORS = ("answer_tag", "boxed", "gsm8k", "answer_is", "last_math", "last_number")
@@ -114,13 +115,11 @@ def extract_boxed(text: str) -> str | None:
 
 
 def extract_answer_tag(text: str) -> str | None:
-    end = text.rfind("</answer>")
-    if end < 0:
+    """The answer in the last ``<answer>...</answer>`` block (`rewardlab.core.text.tag_content`)."""
+    inner = tag_content(text, ANSWER)
+    if inner is None:
         return None
-    start = text.rfind("<answer>", 0, end)
-    if start < 0:
-        return None
-    inner = text[start + len("<answer>"): end].strip()
+    inner = inner.strip()
     if r"\boxed" in inner or r"\fbox" in inner:
         boxed = extract_boxed(inner)
         if boxed is not None:
@@ -322,8 +321,8 @@ def check_order(order: Sequence[str]) -> tuple[str, ...]:
 def extract(text: str, order: Sequence[str] = DEFAULT_ORDER, *,
             strip_think: bool = True) -> Extraction | None:
     """The final answer of a response, by the first extractor in `order` that finds one."""
-    if strip_think and "</think>" in text:
-        text = text.rsplit("</think>", 1)[1]
+    if strip_think:
+        text = after_think(text)
     for i, name in enumerate(order):
         found = _FUNCS[name](text)
         if found is not None and found.strip():

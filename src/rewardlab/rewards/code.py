@@ -19,9 +19,10 @@ programs: difficulty from how many pass each test, and the runtime baseline of
 `code_efficiency`); ``runtime`` (the baseline in seconds, measured like the candidate's).
 
 The program is the response's last fenced Python block (or the whole response when it has
-none; ``extract``), after any ``<think>`` block. With a ``prefix`` (HumanEval's prompt) and
-``prepend="auto"``, a response that is a body continues the prefix, and a response that defines
-the entry point itself is appended after it (so the prompt's helpers exist).
+none; ``extract``), read from the final text after any ``<think>`` block (`rewardlab.core.text`).
+With a ``prefix`` (HumanEval's prompt) and ``prepend="auto"``, a response that is a body
+continues the prefix, and a response that defines the entry point itself is appended after it
+(so the prompt's helpers exist).
 
 Every score's ``details`` holds the per-test results: ``tests`` (label, passed, seconds,
 message), ``passed``, ``total``, the run status, and the program's stderr head.
@@ -78,7 +79,6 @@ import ast
 import asyncio
 import json
 import math
-import re
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -87,6 +87,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from rewardlab.core.reward import reward
+from rewardlab.core.text import after_think, last_fence
 from rewardlab.core.types import Score
 from rewardlab.sandbox import (
     AssertJob,
@@ -104,8 +105,7 @@ Extract = Literal["auto", "fence", "raw"]
 Prepend = Literal["auto", "always", "never"]
 Compare = Literal["lines", "tokens", "exact"]
 
-_FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n(.*?)```", re.DOTALL)
-_PY_TAGS = {"python", "py", "python3", "py3"}
+_PY_TAGS = frozenset({"python", "py", "python3", "py3"})
 
 
 class ReferenceFormatError(ValueError):
@@ -353,18 +353,16 @@ def prompt_helpers(prefix: str, entry_point: str | None, test_code: Sequence[str
 def extract_code(text: str, *, extract: Extract = "auto", strip_think: bool = True) -> str | None:
     """The program in a response: the last fenced Python block (an untagged block if none is
     tagged), or the whole text (`extract="raw"`, or `"auto"` without fences). None when
-    `extract="fence"` finds no block."""
-    if strip_think and "</think>" in text:
-        text = text.rsplit("</think>", 1)[1]
+    `extract="fence"` finds no block. With `strip_think`, only the final text counts (after
+    the last ``</think>``, nothing after an unclosed ``<think>``; see `rewardlab.core.text`,
+    which also defines the fences)."""
+    if strip_think:
+        text = after_think(text)
     if extract == "raw":
         return text
-    blocks = [(m.group(1).lower(), m.group(2)) for m in _FENCE.finditer(text)]
-    tagged = [body for lang, body in blocks if lang in _PY_TAGS]
-    untagged = [body for lang, body in blocks if not lang]
-    if tagged:
-        return tagged[-1]
-    if untagged:
-        return untagged[-1]
+    fence = last_fence(text, _PY_TAGS)
+    if fence is not None:
+        return fence.body
     return None if extract == "fence" else text
 
 

@@ -15,32 +15,23 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from rewardlab.core.reward import reward
+from rewardlab.core.text import (
+    Tag,
+    after_think,
+    check_tag_name,
+    iter_tags,
+    last_fence,
+    split_think,
+)
 from rewardlab.core.types import Score
 
 # -- helpers shared by the text rewards ------------------------------------------------------
-
-
-def after_think(text: str, tag: str = "think") -> str:
-    """The text after the last ``</think>`` (or ``</tag>``); the text itself when there is none."""
-    close = f"</{tag}>"
-    return text.rsplit(close, 1)[1] if close in text else text
-
-
-def tag_content(text: str, tag: str) -> str | None:
-    """The content of the last complete ``<tag>...</tag>`` block, or None when there is none."""
-    close = f"</{tag}>"
-    end = text.rfind(close)
-    if end < 0:
-        return None
-    start = text.rfind(f"<{tag}>", 0, end)
-    if start < 0:
-        return None
-    return text[start + len(tag) + 2 : end]
+# How responses are read (think tags, answer tags, fences) is `rewardlab.core.text`, the same for
+# every family.
 
 
 def _check_tag(name: str, what: str) -> None:
-    if not name or any(c in name for c in "<>/ \t\n"):
-        raise ValueError(f"{what} {name!r} is not a valid tag name")
+    check_tag_name(name, what)
 
 
 # -- regex ------------------------------------------------------------------------------------
@@ -86,31 +77,47 @@ def regex_match(response_text: str, *, pattern: str,
 # -- <think>...</think><answer>...</answer> -----------------------------------------------------
 
 
-def _strict_format(text: str, tags: tuple[str, str, str, str]) -> str | None:
-    """None when `text` is exactly one think block then one answer block; else the problem."""
+def _strict_format(text: str, think: str, answer: str) -> str | None:
+    """None when `text` is exactly one think block then one answer block; else the problem.
+    Tags are found as every reward finds them (`rewardlab.core.text`: any case, spaces inside
+    the brackets), so a variant such as ``</THINK>`` counts as a tag, and must be written
+    exactly."""
+    found: dict[tuple[str, bool], list[Tag]] = {}
+    for name in (think, answer):
+        for t in iter_tags(text, name):
+            seen = found.setdefault((name, t.closing), [])
+            seen.append(t)
+            if len(seen) > 1:  # the count is enough to fail (and a long response stops here)
+                return f"<{'/' if t.closing else ''}{name}> appears more than once (strict mode needs exactly one)"
+    tags: list[Tag] = []
+    for name, closing in ((think, False), (think, True), (answer, False), (answer, True)):
+        spelled = f"<{'/' if closing else ''}{name}>"
+        seen = found.get((name, closing), [])
+        if len(seen) != 1:
+            return f"{spelled} appears {len(seen)} times (strict mode needs exactly one)"
+        if seen[0].text != spelled:
+            return f"{seen[0].text} is not written {spelled}"
+        tags.append(seen[0])
     ot, ct, oa, ca = tags
-    for t in tags:
-        n = text.count(t)
-        if n != 1:
-            return f"{t} appears {n} times (strict mode needs exactly one)"
-    i_ct, i_oa = text.find(ct), text.find(oa)
-    if not text.startswith(ot):
-        return f"text before {ot}"
-    if not text.endswith(ca):
-        return f"text after {ca}"
-    if not i_ct < i_oa:
-        return f"{ct} does not come before {oa}"
-    if text[i_ct + len(ct) : i_oa].strip():
-        return f"text between {ct} and {oa}"
-    if not text[len(ot) : i_ct].strip():
+    if ot.start != 0:
+        return f"text before {ot.text}"
+    if ca.end != len(text):
+        return f"text after {ca.text}"
+    if not ct.start < oa.start:
+        return f"{ct.text} does not come before {oa.text}"
+    if text[ct.end : oa.start].strip():
+        return f"text between {ct.text} and {oa.text}"
+    if not text[ot.end : ct.start].strip():
         return "the think block is empty"
-    if not text[i_oa + len(oa) : len(text) - len(ca)].strip():
+    if not text[oa.end : ca.start].strip():
         return "the answer block is empty"
     return None
 
 
-def _lenient_format(text: str, tags: tuple[str, str, str, str]) -> str | None:
-    """None when a think block is followed (anywhere later) by a non-empty answer block."""
+def _lenient_format(text: str, think: str, answer: str) -> str | None:
+    """None when a think block is followed (anywhere later) by a non-empty answer block that
+    lies in the final text (after the last closing think tag, before any unclosed one)."""
+    tags = (f"<{think}>", f"</{think}>", f"<{answer}>", f"</{answer}>")
     pos = 0
     ends = []
     for k, t in enumerate(tags):
@@ -119,8 +126,13 @@ def _lenient_format(text: str, tags: tuple[str, str, str, str]) -> str | None:
             return f"no {t}" + (f" after {tags[k - 1]}" if k else "")
         ends.append(i)
         pos = i + len(t)
-    answer = text[ends[2] + len(tags[2]) : ends[3]]
-    return None if answer.strip() else "the answer block is empty"
+    if not text[ends[2] + len(tags[2]) : ends[3]].strip():
+        return "the answer block is empty"
+    final = split_think(text, think)
+    if not final.start <= ends[2] < pos <= final.stop:
+        return (f"the answer block is not in the final text (a later {tags[1]} or an unclosed "
+                f"{tags[0]} makes it thinking)")
+    return None
 
 
 @reward(range=(0, 1))
@@ -133,7 +145,11 @@ def think_answer_format(response_text: str, *, mode: Literal["strict", "lenient"
     think block followed by one non-empty answer block, with only whitespace between them and
     each tag used once. ``lenient``: somewhere in the response a ``<think>`` is followed by
     ``</think>``, then ``<answer>``, then ``</answer>`` with a non-empty answer; other text is
-    allowed. Tags are case-sensitive; `think_tag` / `answer_tag` rename them.
+    allowed, but the answer block must lie in the final text that other rewards grade (not
+    followed by another closing think tag nor inside an unclosed think block). The four tags
+    must be written exactly (lowercase); `think_tag` / `answer_tag` rename them. Variants that
+    every reward reads as tags (``</THINK>``, ``</ think>``: see `rewardlab.core.text`) count as
+    tags: strict mode fails on them.
     `prefilled_think` is for chat templates that end the prompt with ``<think>``: the
     response is read as if it began with that tag.
     """
@@ -141,14 +157,13 @@ def think_answer_format(response_text: str, *, mode: Literal["strict", "lenient"
     _check_tag(answer_tag, "answer_tag")
     if think_tag == answer_tag:
         raise ValueError("think_tag and answer_tag must differ")
-    tags = (f"<{think_tag}>", f"</{think_tag}>", f"<{answer_tag}>", f"</{answer_tag}>")
     text = response_text.strip()
     if prefilled_think:
-        text = tags[0] + text
+        text = f"<{think_tag}>" + text
     if mode == "strict":
-        problem = _strict_format(text, tags)
+        problem = _strict_format(text, think_tag, answer_tag)
     elif mode == "lenient":
-        problem = _lenient_format(text, tags)
+        problem = _lenient_format(text, think_tag, answer_tag)
     else:
         raise ValueError(f"mode must be strict or lenient, not {mode!r}")
     if problem is None:
@@ -157,30 +172,6 @@ def think_answer_format(response_text: str, *, mode: Literal["strict", "lenient"
 
 
 # -- JSON ---------------------------------------------------------------------------------------
-
-_LANG = re.compile(r"[ \t]*([A-Za-z0-9_+-]*)")
-
-
-def fenced_blocks(text: str) -> list[tuple[str, str]]:
-    """(language, body) of each fenced block in order: an opening ````` with an info string to
-    the end of its line (the language is its first word), the body up to the next `````.
-
-    One linear pass (a regular expression doing this rescans the rest of the text from every
-    unclosed opening, which a response of many openings turns quadratic)."""
-    out: list[tuple[str, str]] = []
-    pos = 0
-    while (start := text.find("```", pos)) >= 0:
-        newline = text.find("\n", start + 3)
-        if newline < 0:
-            break
-        end = text.find("```", newline + 1)
-        if end < 0:
-            break
-        lang = _LANG.match(text, start + 3, newline)
-        out.append((lang.group(1) if lang else "", text[newline + 1 : end]))
-        pos = end + 3
-    return out
-
 
 @dataclass
 class ParsedJSON:
@@ -231,11 +222,9 @@ def extract_json(text: str, extract: Extract = "auto") -> ParsedJSON:
     if extract not in ("auto", "fence", "raw", "embedded"):
         raise ValueError(f"extract must be auto, fence, raw or embedded, not {extract!r}")
     if extract in ("auto", "fence", "embedded"):
-        blocks = [(lang.lower(), body) for lang, body in fenced_blocks(text)]
-        chosen = [b for lang, b in blocks if lang == "json"]
-        chosen = chosen or [b for lang, b in blocks if not lang]
-        if chosen:
-            ok, value, problem = _loads(chosen[-1])
+        fence = last_fence(text, {"json"})
+        if fence is not None:
+            ok, value, problem = _loads(fence.body)
             return ParsedJSON(ok, value, "fence", problem)
         if extract == "fence":
             return ParsedJSON(False, problem="no ```json fenced block")
@@ -251,11 +240,12 @@ def extract_json(text: str, extract: Extract = "auto") -> ParsedJSON:
 
 
 def _find_json(response_text: str, strip_think: bool, extract: str) -> ParsedJSON:
-    if not strip_think or "</think>" not in response_text:
+    final = after_think(response_text) if strip_think else response_text
+    if final is response_text or final == response_text:
         return extract_json(response_text, extract)  # type: ignore[arg-type]
-    parsed = extract_json(after_think(response_text), extract)  # type: ignore[arg-type]
+    parsed = extract_json(final, extract)  # type: ignore[arg-type]
     if not parsed.ok and extract != "fence":
-        # a whole response that is one JSON document (holding "</think>" inside a string) is
+        # a whole response that is one JSON document (holding a think tag inside a string) is
         # valid JSON whatever the tag suggests
         whole = extract_json(response_text, "raw")
         if whole.ok:

@@ -7,6 +7,7 @@ import unicodedata
 from typing import Any
 
 from rewardlab.core.reward import reward
+from rewardlab.core.text import after_think, check_tag_name, tag_content
 from rewardlab.core.types import Score
 
 # Dashes and minus signs that NFKC leaves alone: all read as "-" (a sign must survive).
@@ -65,22 +66,20 @@ def exact_match(response_text: str, reference: Any, *, normalize: bool = True,
 
     `normalize` applies `normalize_text` (case, spacing, prose punctuation and articles; signs,
     decimal points, exponents and brackets are kept); without it only surrounding whitespace is
-    trimmed. `strip_think` drops everything up to the last ``</think>`` first; with
-    `answer_tag` set, a response holding an ``<answer>...</answer>`` block is compared by the
-    content of its last such block. Abstains when the sample has no reference; a reference
+    trimmed. `strip_think` compares only the final text (after the last ``</think>``; nothing
+    after an unclosed ``<think>``: see `rewardlab.core.text`); with `answer_tag` set, a response
+    whose final text holds an ``<answer>...</answer>`` block is compared by the content of its
+    last such block. Abstains when the sample has no reference; a reference
     that is empty after normalisation is a data problem, scored ``error`` (never a match).
     For math answers use `math_answer`, which compares values (``0.5`` equals ``1/2``).
     """
     if reference is None:
         return Score.abstain("no reference to compare with")
-    text = response_text
-    if strip_think and "</think>" in text:
-        text = text.rsplit("</think>", 1)[1]
+    text = after_think(response_text) if strip_think else response_text
     if answer_tag:
-        end = text.rfind(f"</{answer_tag}>")
-        start = text.rfind(f"<{answer_tag}>", 0, max(end, 0))
-        if 0 <= start < end:
-            text = text[start + len(answer_tag) + 2 : end]
+        tagged = tag_content(text, check_tag_name(answer_tag, "answer_tag"))
+        if tagged is not None:
+            text = tagged
     if normalize:
         text = normalize_text(text)
         refs = [normalize_text(r) for r in _references(reference)]

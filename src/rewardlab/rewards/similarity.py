@@ -1,7 +1,8 @@
 """Reference similarity: sentence BLEU and chrF (sacrebleu) and ROUGE-L F1, in [0, 1].
 
 The reference is a text or a list of texts (several references are allowed by all three);
-a sample without one abstains. By default the response is scored after its last ``</think>``.
+a sample without one abstains. By default only the response's final text is scored (after its
+last ``</think>``, nothing after an unclosed ``<think>``: see `rewardlab.core.text`).
 BLEU as a reward for instruction following is BLEUBERI (Chang et al. 2025, "BLEUBERI: BLEU
 is a surprisingly effective reward for instruction following").
 """
@@ -13,8 +14,8 @@ import re
 from typing import Any
 
 from rewardlab.core.reward import reward
+from rewardlab.core.text import after_think
 from rewardlab.core.types import Score
-from rewardlab.rewards.format import after_think
 
 
 def references(reference: Any) -> list[str] | Score:

@@ -37,8 +37,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from rewardlab.core.reward import reward
+from rewardlab.core.text import after_think, fenced_blocks
 from rewardlab.core.types import Score
-from rewardlab.rewards.format import after_think, fenced_blocks
 
 # -- extraction ----------------------------------------------------------------------------------
 
@@ -47,14 +47,15 @@ _SQL_LANGS = {"sql", "sqlite", "postgresql", "mysql", "postgres"}
 
 def extract_sql(text: str) -> str | None:
     """The SQL in a model response: the last ```sql fenced block, else the last fenced block
-    of any language, else the whole text (after dropping ``<think>`` blocks); None if empty."""
+    of any language, else the whole text, read from the final text (after the thinking: see
+    `rewardlab.core.text`); None if empty."""
     text = after_think(text)
     blocks = fenced_blocks(text)
-    sql_blocks = [body for lang, body in blocks if lang.lower() in _SQL_LANGS]
+    sql_blocks = [b.body for b in blocks if b.lang in _SQL_LANGS]
     if sql_blocks:
         candidate = sql_blocks[-1]
     elif blocks:
-        candidate = blocks[-1][1]
+        candidate = blocks[-1].body
     else:
         candidate = text
     candidate = candidate.strip()

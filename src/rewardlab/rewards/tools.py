@@ -32,8 +32,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rewardlab.core.reward import reward
+from rewardlab.core.text import after_think, fenced_blocks
 from rewardlab.core.types import Message, Score, Turn
-from rewardlab.rewards.format import after_think
 
 # -- parsing -------------------------------------------------------------------------------------
 
@@ -58,7 +58,7 @@ class Parsed:
 
 
 _OPEN, _CLOSE = "<tool_call>", "</tool_call>"
-_FENCED = re.compile(r"^```[ \t]*(?:json|tool_call|tool_calls)?[ \t]*\n(.*?)\n?```$", re.S | re.I)
+_FENCE_LANGS = frozenset({"", "json", "tool_call", "tool_calls"})
 # Where a call object (or a list of them) starts inside prose.
 _CALL_START = re.compile(r"(?:\[\s*)?\{\s*\"(?:name|function)\"\s*:")
 _DECODER = json.JSONDecoder()
@@ -153,15 +153,27 @@ def _tag_bodies(text: str) -> list[str]:
     return bodies
 
 
+def _unfenced(text: str) -> str:
+    """The body of `text` (trimmed) when all of it is one fenced block, untagged or tagged
+    json / tool_call / tool_calls (fences as `rewardlab.core.text` reads them); else `text`."""
+    text = text.strip()
+    if text.startswith("```"):
+        blocks = fenced_blocks(text)
+        if len(blocks) == 1 and blocks[0].end == len(text) and blocks[0].lang in _FENCE_LANGS:
+            return blocks[0].body.strip()
+    return text
+
+
 def parse_text(text: str, turn: int = 0, out: Parsed | None = None) -> Parsed:
     """Calls in one assistant text: ``<tool_call>`` blocks, else a bare (or fenced) JSON call
     or list of calls making up the whole text, else call objects (``{"name": ...}``) written
     inside prose. Prose without one holds no call; a call that does not parse, or a stray
-    ``</tool_call>``, is a format error."""
+    ``</tool_call>``, is a format error. Only the final text is read (after the thinking: see
+    `rewardlab.core.text`); a text that is all thinking says nothing."""
     out = out if out is not None else Parsed()
+    text = after_think(text)
     if text.strip():
         out.content = True
-    text = after_think(text)
     if _CLOSE in text and _OPEN not in text:
         out.errors.append("a </tool_call> without its <tool_call>")
         return out
@@ -170,18 +182,13 @@ def parse_text(text: str, turn: int = 0, out: Parsed | None = None) -> Parsed:
         if text.count(_OPEN) != len(bodies):
             out.errors.append("a <tool_call> block is not closed")
         for body in bodies:
-            body = body.strip()
-            fenced = _FENCED.match(body)
-            payload, err = _load_json(fenced.group(1) if fenced else body)
+            payload, err = _load_json(_unfenced(body))
             if err:
                 out.errors.append(f"<tool_call> block: {err}")
             else:
                 _calls_from_json(payload, turn, out)
         return out
-    stripped = text.strip()
-    fenced = _FENCED.match(stripped)
-    if fenced:
-        stripped = fenced.group(1).strip()
+    stripped = _unfenced(text)
     if stripped.startswith(("{", "[")):
         payload, err = _load_json(stripped)
         if err:
