@@ -38,10 +38,10 @@ def _split(pairs: list, n_train: int, seed: int = 0) -> tuple[list, list]:
 
 def bench_embedding(quick: bool, work: Path, cache: Path | None = None
                     ) -> tuple[list[str], Path, list]:
+    from rewardlab.audit.pairs import pair_accuracy
     from rewardlab.models.embedding import (
         Embedder,
         TrainConfig,
-        pair_accuracy,
         read_pairs,
         train_embedding_rm,
     )
@@ -65,11 +65,12 @@ def bench_embedding(quick: bool, work: Path, cache: Path | None = None
         rm = train_embedding_rm(train, cfg, embedder=emb)
         total = time.perf_counter() - t0
         assert rm.report is not None
-        acc = pair_accuracy(rm, test)
+        acc = pair_accuracy(rm.score, test).accuracy
         extra = ""
         if cfg.ensemble > 1:
-            extra = (f"; min over heads: {pair_accuracy(rm, test, 'min'):.4f}, "
-                     f"mean - std: {pair_accuracy(rm, test, 'lcb'):.4f}")
+            lo = pair_accuracy(lambda batch, rm=rm: rm.score(batch, "min"), test).accuracy
+            lcb = pair_accuracy(lambda batch, rm=rm: rm.score(batch, "lcb"), test).accuracy
+            extra = f"; min over heads: {lo:.4f}, mean - std: {lcb:.4f}"
         rows.append(f"| embedding RM, {name} | {rm.report.seconds_embed:.1f} | "
                     f"{rm.report.seconds_train:.2f} | {total:.1f} | {acc:.4f}{extra} |")
         if i == 0:

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from rewardlab.models.embedding import Pair, RatedResponse, read_pairs, read_rated, split_dialogue
+from rewardlab.core.types import Message, PreferencePair
+from rewardlab.models.embedding import RatedResponse, read_pairs, read_rated
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -22,15 +23,6 @@ HH = Path("preference") / "hh_rlhf_harmless_base_test.jsonl.gz"
 
 
 # -- reading data (no torch needed) ---------------------------------------------------------------
-
-def test_split_dialogue_keeps_the_last_assistant_turn_as_response() -> None:
-    text = "\n\nHuman: hi\n\nAssistant: hello\n\nHuman: how are you?\n\nAssistant: Fine, thanks."
-    prompt, response = split_dialogue(text)
-    assert prompt == "\n\nHuman: hi\n\nAssistant: hello\n\nHuman: how are you?\n\nAssistant:"
-    assert response == "Fine, thanks."
-    with pytest.raises(ValueError, match="Assistant"):
-        split_dialogue("\n\nHuman: no answer")
-
 
 def test_reads_hh_rlhf_pairs(shared_data: Path) -> None:
     pairs, problems = read_pairs(shared_data / HH)
@@ -60,11 +52,18 @@ def test_reads_prompt_columns_messages_margins_and_reports_bad_rows(tmp_path: Pa
     path = tmp_path / "pairs.jsonl"
     path.write_text("\n".join(json.dumps(r) for r in rows) + "\n{not json\n")
     pairs, problems = read_pairs(path)
+    hi = [Message(role="user", content="hi")]
     assert pairs == [
-        Pair("2+2?", "4", "5", margin=2.0),
-        Pair("Q: capital?", " Paris", " Rome"),
-        Pair("user: hi", "hey", "go"),
+        PreferencePair(prompt="2+2?", chosen="4", rejected="5", margin=2.0),
+        PreferencePair(prompt="Q: capital?", chosen=" Paris", rejected=" Rome"),
+        PreferencePair(prompt=hi, chosen=[Message(role="assistant", content="hey")],
+                       rejected=[Message(role="assistant", content="go")]),
     ]
+    # the trainer embeds a conversation's prompt as role-prefixed lines and its last answer
+    from rewardlab.models.embedding import pair_texts
+
+    assert pair_texts(pairs[2:]) == (["user: hi", "user: hi"], ["hey", "go"])
+    assert pair_texts(pairs[:2]) == (["2+2?", "Q: capital?"] * 2, ["4", " Paris", "5", " Rome"])
     assert [p.split(":")[0] for p in problems] == ["line 4", "line 5", "line 6"]
     assert "chosen" in problems[0] and "margin" in problems[1] and "JSON" in problems[2]
 
@@ -110,7 +109,7 @@ def tiny_st(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def hh_pairs(shared_data: Path) -> list[Pair]:
+def hh_pairs(shared_data: Path) -> list[PreferencePair]:
     return read_pairs(shared_data / HH)[0]
 
 
@@ -121,7 +120,7 @@ def _embedder(model: Path | None, cache: Path | bool) -> object:
 
 
 @needs_models
-def test_embedding_cache_serves_the_same_vectors(tiny_st: Path, hh_pairs: list[Pair],
+def test_embedding_cache_serves_the_same_vectors(tiny_st: Path, hh_pairs: list[PreferencePair],
                                                  tmp_path: Path) -> None:
     texts = [p.chosen for p in hh_pairs[:40]]
     first = _embedder(tiny_st, tmp_path / "emb.sqlite")
@@ -141,7 +140,7 @@ def test_embedding_cache_serves_the_same_vectors(tiny_st: Path, hh_pairs: list[P
 
 @needs_models
 def test_training_is_deterministic_and_a_saved_model_reloads_bit_exact(
-        tiny_st: Path, hh_pairs: list[Pair], tmp_path: Path) -> None:
+        tiny_st: Path, hh_pairs: list[PreferencePair], tmp_path: Path) -> None:
     import rewardlab
     from rewardlab.core.types import Sample
     from rewardlab.models.embedding import EmbeddingRM, TrainConfig, embedding_rm, train_embedding_rm
@@ -182,7 +181,7 @@ def test_training_is_deterministic_and_a_saved_model_reloads_bit_exact(
 
 
 @needs_models
-def test_ensemble_components_and_aggregates(tiny_st: Path, hh_pairs: list[Pair],
+def test_ensemble_components_and_aggregates(tiny_st: Path, hh_pairs: list[PreferencePair],
                                             tmp_path: Path) -> None:
     from rewardlab.core.types import Sample
     from rewardlab.models.embedding import TrainConfig, train_embedding_rm
@@ -205,7 +204,7 @@ def test_ensemble_components_and_aggregates(tiny_st: Path, hh_pairs: list[Pair],
 
 
 @needs_models
-def test_reload_refuses_a_different_embedding_model(tiny_st: Path, hh_pairs: list[Pair],
+def test_reload_refuses_a_different_embedding_model(tiny_st: Path, hh_pairs: list[PreferencePair],
                                                     tmp_path: Path) -> None:
     from rewardlab.models._hf import BUNDLED_EMBEDDING
     from rewardlab.models.embedding import EmbeddingRM, TrainConfig, train_embedding_rm
@@ -261,7 +260,7 @@ def minilm_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("minilm") / "emb.sqlite"
 
 
-def _split(pairs: list[Pair], seed: int = 0) -> tuple[list[Pair], list[Pair]]:
+def _split(pairs: list[PreferencePair], seed: int = 0) -> tuple[list[PreferencePair], list[PreferencePair]]:
     import random
 
     order = list(range(len(pairs)))
@@ -272,16 +271,19 @@ def _split(pairs: list[Pair], seed: int = 0) -> tuple[list[Pair], list[Pair]]:
 @pytest.mark.slow
 @needs_models
 @pytest.mark.timeout(1800)  # embeds 2,312 dialogues: minutes on 2 cores
-def test_minilm_rm_beats_chance_on_held_out_hh_rlhf(hh_pairs: list[Pair],
+def test_minilm_rm_beats_chance_on_held_out_hh_rlhf(hh_pairs: list[PreferencePair],
                                                     minilm_cache: Path) -> None:
     """Trained on 1,800 HH-RLHF harmless-base pairs, tested on the other 512. Measured here:
     held-out accuracy 0.61 (the longer-response baseline gets 0.45 on this set)."""
-    from rewardlab.models.embedding import TrainConfig, pair_accuracy, train_embedding_rm
+    from rewardlab.audit.pairs import pair_accuracy
+    from rewardlab.models.embedding import TrainConfig, train_embedding_rm
 
     train, test = _split(hh_pairs)
     emb = _embedder(None, minilm_cache)
     rm = train_embedding_rm(train, TrainConfig(), embedder=emb)
-    acc = pair_accuracy(rm, test)
+    result = pair_accuracy(rm.score, test)
+    acc = result.accuracy
+    assert result.n == len(test) and result.unscored == 0
     longer = sum(len(p.chosen) > len(p.rejected) for p in test) / len(test)
     print(f"held-out accuracy {acc:.4f} on {len(test)} pairs; longer-wins {longer:.4f}")
     assert acc > 0.57
@@ -291,9 +293,10 @@ def test_minilm_rm_beats_chance_on_held_out_hh_rlhf(hh_pairs: list[Pair],
 @pytest.mark.slow
 @needs_models
 @pytest.mark.timeout(1800)
-def test_minilm_regression_head_on_hh_ratings(hh_pairs: list[Pair], minilm_cache: Path) -> None:
+def test_minilm_regression_head_on_hh_ratings(hh_pairs: list[PreferencePair], minilm_cache: Path) -> None:
     """A regression head on chosen = 1 / rejected = 0 ratings also ranks held-out pairs."""
-    from rewardlab.models.embedding import TrainConfig, pair_accuracy, train_embedding_rm
+    from rewardlab.audit.pairs import pair_accuracy
+    from rewardlab.models.embedding import TrainConfig, train_embedding_rm
 
     train, test = _split(hh_pairs)
     rows = [RatedResponse(p.prompt, p.chosen, 1.0) for p in train] + \
@@ -303,4 +306,4 @@ def test_minilm_regression_head_on_hh_ratings(hh_pairs: list[Pair], minilm_cache
     assert rm.report is not None and rm.report.val_rmse is not None
     assert rm.report.val_rmse < 0.6  # ratings are 0/1 with mean 0.5: predicting it gives 0.5
     assert rm.target_mean == pytest.approx(0.5, abs=0.02)
-    assert pair_accuracy(rm, test) > 0.55
+    assert pair_accuracy(rm.score, test).accuracy > 0.55

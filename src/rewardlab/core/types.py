@@ -255,37 +255,125 @@ class Score(BaseModel):
         return cls(status=Status.abstain, reason=reason, **kw)
 
 
+Response = str | list[Message]
+"""A response: text, or chat messages (the turns after the prompt)."""
+
+
+def _same(a: Response | None, b: Response | None) -> bool:
+    """Two prompts or responses with the same content (text, or messages field by field)."""
+    if isinstance(a, list) and isinstance(b, list):
+        return [m.model_dump() for m in a] == [m.model_dump() for m in b]
+    return a == b
+
+
+def _is_conversation(value: Any) -> bool:
+    """A non-empty list of chat messages (one response), as opposed to a list of responses."""
+    return isinstance(value, list) and bool(value) and all(
+        isinstance(m, Message) or (isinstance(m, Mapping) and "role" in m) for m in value)
+
+
+def _labelled(metadata: dict[str, Any], subset: str | None, category: str | None) -> dict[str, Any]:
+    labels = {k: v for k, v in (("subset", subset), ("category", category)) if v is not None}
+    return {**metadata, **labels}
+
+
 class PreferencePair(BaseModel):
-    """A prompt with a preferred and a dispreferred response."""
+    """A prompt with a preferred (`chosen`) and a dispreferred (`rejected`) response.
+
+    `rejected_prompt` is set only when the rejected response continues a different conversation
+    (whole-dialogue data whose earlier turns differ); `margin` is how much the chosen response
+    should win by, in reward units, when the data says; `metadata` keeps the row's other
+    columns. `identical` tells a pair whose two sides are the same (kept, but it can only tie).
+    """
+
+    model_config = ConfigDict(extra="forbid")
 
     id: str | None = None
     prompt: str | list[Message] = ""
-    chosen: str | list[Message]
-    rejected: str | list[Message]
+    chosen: Response
+    rejected: Response
+    rejected_prompt: str | list[Message] | None = None
+    margin: float | None = None
     subset: str | None = None
     category: str | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("margin")
+    @classmethod
+    def _finite_margin(cls, value: float | None) -> float | None:
+        if value is not None and not math.isfinite(value):
+            raise ValueError(f"margin must be finite, got {value!r}")
+        return value
+
+    @property
+    def prompt_of_rejected(self) -> str | list[Message]:
+        """The prompt the rejected response answers."""
+        return self.prompt if self.rejected_prompt is None else self.rejected_prompt
+
+    @property
+    def identical(self) -> bool:
+        """The chosen and rejected responses are the same, to the same prompt."""
+        return _same(self.chosen, self.rejected) and _same(self.prompt, self.prompt_of_rejected)
+
+    def samples(self) -> tuple[Sample, Sample]:
+        """The chosen and the rejected response as `Sample`s (with this pair's id and
+        metadata), ready to score."""
+        meta = _labelled(self.metadata, self.subset, self.category)
+        return (Sample(id=self.id, prompt=self.prompt, response=self.chosen, metadata=meta),
+                Sample(id=self.id, prompt=self.prompt_of_rejected, response=self.rejected,
+                       metadata=meta))
 
 
 class PreferenceSet(BaseModel):
-    """A prompt with one preferred response and several dispreferred ones (RewardBench 2 style)."""
+    """A prompt with preferred responses (`chosen`, usually one) and several dispreferred ones
+    (`rejected`), as in RewardBench 2 (whose Ties subset has several correct responses).
+
+    `chosen` and `rejected` are lists of responses; a single response (text or one
+    conversation) given for either is taken as a list of one. Every chosen response is
+    preferred to every rejected one.
+    """
+
+    model_config = ConfigDict(extra="forbid")
 
     id: str | None = None
     prompt: str | list[Message] = ""
-    chosen: str | list[Message]
-    rejected: list[str | list[Message]]
+    chosen: list[Response] = Field(min_length=1)
+    rejected: list[Response] = Field(min_length=1)
     subset: str | None = None
     category: str | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("chosen", "rejected", mode="before")
+    @classmethod
+    def _one_is_a_list(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) or _is_conversation(value) else value
+
+    @property
+    def identical(self) -> bool:
+        """Some rejected response is the same as a chosen one."""
+        return any(_same(c, r) for c in self.chosen for r in self.rejected)
 
     def pairs(self) -> list[PreferencePair]:
-        """One `PreferencePair` per rejected response."""
+        """One `PreferencePair` per (chosen, rejected) combination, ids ``ID:j`` (one chosen
+        response) or ``ID:i:j``."""
+        one = len(self.chosen) == 1
         return [
             PreferencePair(
-                id=f"{self.id}:{i}" if self.id else None,
+                id=None if self.id is None else (f"{self.id}:{j}" if one else f"{self.id}:{i}:{j}"),
                 prompt=self.prompt,
-                chosen=self.chosen,
+                chosen=c,
                 rejected=r,
                 subset=self.subset,
                 category=self.category,
+                metadata=self.metadata,
             )
-            for i, r in enumerate(self.rejected)
+            for i, c in enumerate(self.chosen)
+            for j, r in enumerate(self.rejected)
         ]
+
+    def samples(self) -> list[Sample]:
+        """Every response as a `Sample`, chosen first then rejected (the order RewardBench 2
+        scores them in), each with this set's id and metadata."""
+        meta = _labelled(self.metadata, self.subset, self.category)
+        return [Sample(id=self.id, prompt=self.prompt, response=r, metadata=meta)
+                for r in [*self.chosen, *self.rejected]]

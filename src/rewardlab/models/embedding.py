@@ -5,7 +5,8 @@ into a vector; a small head trained on CPU in seconds maps it to a reward.
   by default) and caches embeddings on disk, keyed by the model's content and the text's hash,
   so retraining a head with other settings never re-embeds.
 - `train_embedding_rm` fits a Bradley–Terry head (linear or MLP, optional margin) on preference
-  pairs, or a regression head on rated responses; ``ensemble=k`` trains k heads on bootstrap
+  pairs and sets (`rewardlab.core.types.PreferencePair` / `PreferenceSet`, read from files by
+  `rewardlab.io.preferences`), or a regression head on rated responses; ``ensemble=k`` trains k heads on bootstrap
   resamples, whose mean, worst case (min) and spread (std) come with every score. Training is
   seeded and deterministic.
 - `EmbeddingRM` is the trained model: `save` / `load` a directory, `score` samples.
@@ -17,7 +18,6 @@ Heavy packages (torch, sentence-transformers) are imported on first use, not at 
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import json
 import math
@@ -25,12 +25,13 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from rewardlab.core.types import Message, Sample, Score
+from rewardlab.core.types import PreferencePair, PreferenceSet, Sample, Score
+from rewardlab.io.preferences import preference_rows, read_preferences, split_dialogue
 from rewardlab.models._hf import (
     BUNDLED_EMBEDDING,
     cache_root,
@@ -50,7 +51,6 @@ __all__ = [
     "EmbeddingCache",
     "EmbeddingRM",
     "Embedder",
-    "Pair",
     "RatedResponse",
     "TrainConfig",
     "TrainReport",
@@ -65,7 +65,6 @@ FORMAT = "rewardlab.embedding_rm"
 FORMAT_VERSION = 1
 CONFIG_FILE = "embedding_rm.json"
 WEIGHTS_FILE = "heads.safetensors"
-ASSISTANT = "\n\nAssistant:"
 
 Progress = Callable[[str, int, int], None]
 """A progress callback: (stage, done, total)."""
@@ -76,88 +75,12 @@ Aggregate = Literal["mean", "min", "lcb"]
 # -- data -----------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
-class Pair:
-    """A preference pair as text. `rejected_prompt` is set only when the rejected response
-    answers a different prompt (it happens in whole-dialogue data). `margin` is how much the
-    chosen response should win by (in reward units), when the data says."""
-
-    prompt: str
-    chosen: str
-    rejected: str
-    margin: float | None = None
-    rejected_prompt: str | None = None
-
-    @property
-    def prompt_of_rejected(self) -> str:
-        return self.prompt if self.rejected_prompt is None else self.rejected_prompt
-
-
-@dataclass(frozen=True)
 class RatedResponse:
     """A (prompt, response) with a numeric rating, for a regression head."""
 
     prompt: str
     response: str
     rating: float
-
-
-def split_dialogue(text: str) -> tuple[str, str]:
-    """Split an HH-RLHF whole dialogue (``\\n\\nHuman: … \\n\\nAssistant: …``) into the prompt
-    (everything up to and including the last ``\\n\\nAssistant:``) and the response (the rest,
-    without its leading space)."""
-    at = text.rfind(ASSISTANT)
-    if at < 0:
-        raise ValueError("no '\\n\\nAssistant:' turn in the dialogue")
-    cut = at + len(ASSISTANT)
-    response = text[cut:]
-    return text[:cut], response[1:] if response.startswith(" ") else response
-
-
-def _messages_text(messages: list[Any]) -> tuple[str, str]:
-    msgs = [m if isinstance(m, Message) else Message.model_validate(m) for m in messages]
-    last = max((i for i, m in enumerate(msgs) if m.role == "assistant"), default=-1)
-    if last < 0:
-        raise ValueError("the conversation has no assistant message")
-    prompt = "\n".join(f"{m.role}: {m.text}" for m in msgs[:last])
-    return prompt, msgs[last].text
-
-
-def _side(value: Any, prompt: str | None) -> tuple[str, str]:
-    """(prompt, response) of one side of a pair."""
-    if isinstance(value, list):
-        p, r = _messages_text(value)
-        return (prompt if prompt is not None else p), r
-    if not isinstance(value, str):
-        raise ValueError(f"expected text or messages, got {type(value).__name__}")
-    if prompt is None:
-        return split_dialogue(value)
-    if prompt and value.startswith(prompt):
-        value = value[len(prompt):]
-    return prompt, value
-
-
-def _prompt_field(row: dict[str, Any]) -> str | None:
-    prompt = row.get("prompt")
-    if prompt is None:
-        return None
-    if isinstance(prompt, list):
-        return "\n".join(f"{m.role}: {m.text}" for m in map(Message.model_validate, prompt))
-    return str(prompt)
-
-
-def pair_from_row(row: dict[str, Any]) -> Pair:
-    """A `Pair` from a row with ``chosen`` / ``rejected`` (whole HH dialogues, texts with a
-    ``prompt`` column, or message lists) and an optional numeric ``margin``."""
-    if "chosen" not in row or "rejected" not in row:
-        raise ValueError("a preference row needs 'chosen' and 'rejected'")
-    prompt = _prompt_field(row)
-    pc, c = _side(row["chosen"], prompt)
-    pr, r = _side(row["rejected"], prompt)
-    margin = row.get("margin")
-    if margin is not None and not isinstance(margin, int | float):
-        raise ValueError(f"margin must be a number, got {margin!r}")
-    return Pair(pc, c, r, None if margin is None else float(margin),
-                None if pr == pc else pr)
 
 
 RATING_KEYS = ("rating", "score", "reward", "label")
@@ -177,57 +100,40 @@ def rated_from_row(row: dict[str, Any]) -> RatedResponse:
     return RatedResponse(s.prompt_text, s.response_text, float(rating))
 
 
-def _jsonl_rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | None, str | None]]:
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8") as f:
-        for n, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                data = json.loads(line)
-            except json.JSONDecodeError as exc:
-                yield n, None, f"invalid JSON: {exc}"
-                continue
-            if not isinstance(data, dict):
-                yield n, None, f"expected a JSON object, got {type(data).__name__}"
-                continue
-            yield n, data, None
-
-
-def _read(path: str | os.PathLike[str], convert: Callable[[dict[str, Any]], Any]
-          ) -> tuple[list[Any], list[str]]:
-    p = Path(path)
-    if not p.exists():
-        raise FileNotFoundError(f"no file {p}")
-    items: list[Any] = []
-    problems: list[str] = []
-    if p.suffix == ".parquet" or p.is_dir():
-        from rewardlab.io.files import read_rows
-
-        source: Iterable[tuple[int, dict[str, Any] | None, str | None]] = (
-            (r.index, r.data, r.error) for r in read_rows(p))
-    else:
-        source = _jsonl_rows(p)
-    for n, data, error in source:
-        if data is None:
-            problems.append(f"line {n}: {error}")
-            continue
-        try:
-            items.append(convert(data))
-        except ValueError as exc:
-            problems.append(f"line {n}: {exc}")
-    return items, problems
-
-
-def read_pairs(path: str | os.PathLike[str]) -> tuple[list[Pair], list[str]]:
-    """Preference pairs from JSONL (``.gz`` too) or Parquet, and the rows that could not be
-    read, each with its line and why."""
-    return _read(path, pair_from_row)
+def read_pairs(path: str | os.PathLike[str]) -> tuple[list[PreferencePair], list[str]]:
+    """Preference pairs from a file in any layout `rewardlab.io.preferences` reads (a set gives
+    one pair per rejected response), and the rows that could not be read, each with its line
+    and why."""
+    data = read_preferences(path)
+    return data.pairs(), data.problems
 
 
 def read_rated(path: str | os.PathLike[str]) -> tuple[list[RatedResponse], list[str]]:
-    """Rated responses from JSONL (``.gz`` too) or Parquet, and the unreadable rows."""
-    return _read(path, rated_from_row)
+    """Rated responses from JSONL (``.gz`` too), JSON or Parquet, and the unreadable rows."""
+    items: list[RatedResponse] = []
+    problems: list[str] = []
+    for row in preference_rows(path):
+        if row.data is None:
+            problems.append(f"{row.where}: {row.error}")
+            continue
+        try:
+            items.append(rated_from_row(row.data))
+        except ValueError as exc:
+            problems.append(f"{row.where}: {exc}")
+    return items, problems
+
+
+def pair_texts(pairs: Sequence[PreferencePair]) -> tuple[list[str], list[str]]:
+    """(prompts, responses) to embed for pairs: every chosen side, then every rejected side
+    (each with the prompt it answers), as text."""
+    prompts: list[str] = []
+    responses: list[str] = []
+    sides = [p.samples() for p in pairs]
+    for k in (0, 1):
+        for side in sides:
+            prompts.append(side[k].prompt_text)
+            responses.append(side[k].response_text)
+    return prompts, responses
 
 
 # -- embeddings -----------------------------------------------------------------------------------
@@ -416,8 +322,8 @@ class TrainConfig:
 
 @dataclass
 class TrainReport:
-    """What training did: sizes, seconds, and held-out figures (accuracy for pairs; RMSE and
-    Pearson r for ratings; None without a held-out split)."""
+    """What training did: sizes, seconds, and held-out figures (accuracy for pairs, a tie
+    counting as wrong; RMSE and Pearson r for ratings; None without a held-out split)."""
 
     train_size: int
     val_size: int
@@ -608,15 +514,16 @@ def _fit(x: Any, y: Any, config: TrainConfig, loss_fn: Callable[..., Any], pairs
 
 
 def train_embedding_rm(
-    data: Sequence[Pair] | Sequence[RatedResponse],
+    data: Sequence[PreferencePair | PreferenceSet] | Sequence[RatedResponse],
     config: TrainConfig | None = None,
     *,
     embedder: Embedder | None = None,
     progress: Progress | None = None,
 ) -> EmbeddingRM:
-    """Train an embedding reward model on preference pairs (``objective="bt"``) or rated
-    responses (``objective="regression"``). A held-out split of `config.val_fraction` is kept
-    aside and reported in ``rm.report``. Deterministic for a given seed and data."""
+    """Train an embedding reward model on preference pairs (``objective="bt"``; a set counts as
+    one pair per chosen and rejected response) or rated responses (``objective="regression"``).
+    A held-out split of `config.val_fraction` of the pairs is kept aside and reported in
+    ``rm.report``. Deterministic for a given seed and data."""
     torch = need("torch")
     np = need("numpy")
     config = config or TrainConfig()
@@ -624,7 +531,7 @@ def train_embedding_rm(
     pairs = config.objective == "bt"
     if not data:
         raise ValueError("no training data")
-    if pairs and not all(isinstance(d, Pair) for d in data):
+    if pairs and not all(isinstance(d, PreferencePair | PreferenceSet) for d in data):
         raise ValueError("objective 'bt' needs preference pairs")
     if not pairs and not all(isinstance(d, RatedResponse) for d in data):
         raise ValueError("objective 'regression' needs rated responses")
@@ -632,13 +539,12 @@ def train_embedding_rm(
 
     t0 = time.perf_counter()
     if pairs:
-        ps: list[Pair] = list(data)  # type: ignore[arg-type]
+        ps = [q for d in data for q in (d.pairs() if isinstance(d, PreferenceSet) else [d])]
         n = len(ps)
-        feats = features(embedder, [p.prompt for p in ps] + [p.prompt_of_rejected for p in ps],
-                         [p.chosen for p in ps] + [p.rejected for p in ps],
-                         config.prompt_chars, progress)
+        prompts, responses = pair_texts(ps)  # type: ignore[arg-type]
+        feats = features(embedder, prompts, responses, config.prompt_chars, progress)
         x_all = torch.from_numpy(np.stack([feats[:n], feats[n:]], axis=1))
-        y_all = torch.tensor([config.margin + (p.margin or 0.0) for p in ps],
+        y_all = torch.tensor([config.margin + (p.margin or 0.0) for p in ps],  # type: ignore[union-attr]
                              dtype=torch.float32)
     else:
         rs: list[RatedResponse] = list(data)  # type: ignore[arg-type]
@@ -726,30 +632,10 @@ def _mean_scores(rm: EmbeddingRM, x_pairs: Any) -> np.ndarray:
 
 
 def _pair_accuracy(rm: EmbeddingRM, x_pairs: Any) -> float:
-    """Fraction of pairs whose chosen response scores higher (ties count half)."""
+    """Fraction of pairs whose chosen response scores strictly higher (a tie counts as wrong,
+    as in `rewardlab.audit.pairs`)."""
     s = _mean_scores(rm, x_pairs)
-    wins = (s[:, 0] > s[:, 1]).sum() + 0.5 * (s[:, 0] == s[:, 1]).sum()
-    return float(wins / max(1, len(s)))
-
-
-def pair_accuracy(rm: EmbeddingRM, pairs: Sequence[Pair], aggregate: Aggregate = "mean",
-                  progress: Progress | None = None) -> float:
-    """Fraction of `pairs` whose chosen response scores higher (ties count half), the score
-    being the heads' `aggregate` (mean, min or lcb)."""
-    np = need("numpy")
-    n = len(pairs)
-    s = rm.score_texts([p.prompt for p in pairs] + [p.prompt_of_rejected for p in pairs],
-                       [p.chosen for p in pairs] + [p.rejected for p in pairs], progress)
-    if aggregate == "mean":
-        m = s.mean(1)
-    elif aggregate == "min":
-        m = s.min(1)
-    elif aggregate == "lcb":
-        m = s.mean(1) - (s.std(1) if s.shape[1] > 1 else 0.0)
-    else:
-        raise ValueError(f"aggregate must be mean, min or lcb, not {aggregate!r}")
-    c, r = m[:n], m[n:]
-    return float((np.sum(c > r) + 0.5 * np.sum(c == r)) / max(1, n))
+    return float((s[:, 0] > s[:, 1]).sum() / max(1, len(s)))
 
 
 # -- the reward -----------------------------------------------------------------------------------
@@ -770,6 +656,17 @@ def embedding_rm(samples: list[Sample], *, path: str, aggregate: str | None = No
     Scores are reward logits in (-inf, inf). `path` is the saved model directory.
     ``components`` hold the ensemble heads' mean, min and std; `aggregate` (``mean``, ``min``,
     ``lcb`` = mean - std; default: as trained) picks the value.
+
+    Train a model with ``rewardlab train embedding-rm PAIRS --out DIR`` (or
+    `train_embedding_rm` and ``rm.save(DIR)``), then score with ``embedding_rm(path=DIR)``.
+    A path that holds no model is refused when the reward is configured, before any scoring:
+
+    >>> embedding_rm.info.describe()
+    '[-inf, inf], higher is better, per sequence'
+    >>> embedding_rm(path="no/such/model")
+    Traceback (most recent call last):
+    ...
+    ValueError: reward 'embedding_rm': path='no/such/model' does not exist
     """
     rm = load_cached(path, device)
     return rm.score(samples, aggregate)  # type: ignore[arg-type]
