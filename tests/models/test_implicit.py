@@ -236,3 +236,41 @@ def test_empty_response_truncation_and_gguf_path(policy_dir: Path, ref_dir: Path
     assert tiny.details is not None and tiny.details["truncated_response_tokens"] == n_r - 19
     assert tiny.details["truncated_prompt_tokens"] == n_p - 1
     assert tiny.tokens is not None and len(tiny.tokens.values) == 19
+
+
+# -- the shared model-running options (no model) --------------------------------------------------
+
+def test_lm_options_are_keyword_parameters_of_every_implicit_reward() -> None:
+    import dataclasses
+
+    from rewardlab.models.implicit import (
+        LMOptions,
+        implicit_dpo,
+        implicit_prm,
+        self_certainty,
+        simpo_likelihood,
+    )
+
+    for d in (implicit_dpo, implicit_prm, simpo_likelihood, self_certainty):
+        for f in dataclasses.fields(LMOptions):
+            assert d.params[f.name] == f.default, (d.info.name, f.name)
+    smollm = "bundled:SmolLM2-135M-Instruct"
+    # the options enter the fingerprint (they can change a score: truncation, dtype)
+    a = simpo_likelihood(policy=smollm)
+    assert simpo_likelihood(policy=smollm, max_length=128).fingerprint != a.fingerprint
+    assert simpo_likelihood(policy=smollm, dtype="float32").fingerprint != a.fingerprint
+    assert simpo_likelihood(policy=smollm).fingerprint == a.fingerprint
+
+
+@pytest.mark.parametrize("bad", [{"batch_size": 0}, {"max_batch_tokens": -1},
+                                 {"max_length": 0}, {"batch_size": True}])
+def test_unusable_lm_options_fail_every_sample_before_loading_a_model(bad: dict) -> None:
+    import rewardlab
+    from rewardlab.models.implicit import LMOptions, simpo_likelihood
+
+    with pytest.raises(ValueError, match="positive integer"):
+        LMOptions(**bad)
+    reward = simpo_likelihood(policy="bundled:SmolLM2-135M-Instruct", **bad)
+    scores = rewardlab.score([Sample(prompt="q", response="a"), Sample(response="b")], reward)
+    assert [s.status.value for s in scores] == ["error", "error"]
+    assert all("positive integer" in (s.reason or "") for s in scores)

@@ -1,21 +1,21 @@
 """The settings every judge mode shares, declared once.
 
 `JudgeSettings` lists them with their defaults and one validator; `with_settings` splices its
-fields into a judge function's keyword parameters, so users keep writing them flat
-(``judge_score(model=..., base_url=..., votes=3)``, or the same keys under ``params:`` in a
-spec) and a new setting is one field here. A field marked ``fingerprint=False`` does not
+fields into a judge function's keyword parameters (`rewardlab.core.settings`), so users keep
+writing them flat (``judge_score(model=..., base_url=..., votes=3)``, or the same keys under
+``params:`` in a spec) and a new setting is one field here. A field marked ``fingerprint=False`` does not
 change a verdict and stays out of the reward's fingerprint; one marked ``secret=True`` is
 never shown.
 """
 
 from __future__ import annotations
 
-import inspect
 import math
 import re
-from collections.abc import Callable
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any, Literal
+
+from rewardlab.core.settings import names, pick, secret, splice, unfingerprinted
 
 Verdict = Literal["text", "logprobs"]
 Vote = Literal["mean", "majority"]
@@ -64,7 +64,7 @@ class JudgeSettings:
     @classmethod
     def of(cls, params: dict[str, Any]) -> JudgeSettings:
         """The settings among a reward's parameters (the mode's own parameters are ignored)."""
-        return cls(**{k: params[k] for k in SETTING_NAMES if k in params})
+        return pick(cls, params)
 
     def check(self) -> None:
         """Raise `ValueError` naming the first setting that cannot work."""
@@ -113,26 +113,12 @@ def _number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-SETTING_NAMES: tuple[str, ...] = tuple(f.name for f in fields(JudgeSettings))
-NOT_FINGERPRINTED = frozenset(f.name for f in fields(JudgeSettings)
-                              if not f.metadata.get("fingerprint", True))
+SETTING_NAMES = names(JudgeSettings)
+NOT_FINGERPRINTED = unfingerprinted(JudgeSettings)
 """Settings that do not change a verdict: kept out of a judge's fingerprint."""
-SECRET = frozenset(f.name for f in fields(JudgeSettings) if f.metadata.get("secret"))
+SECRET = secret(JudgeSettings)
 """Settings never shown (in a repr or a message)."""
 
-
-def with_settings(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Give `fn` (which takes ``**settings``) every `JudgeSettings` field as a keyword-only
-    parameter with its default, after its own parameters; `fn` reads them back with
-    ``JudgeSettings.of(settings)``."""
-    sig = inspect.signature(fn)
-    own = [p for p in sig.parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
-    if len(own) == len(sig.parameters):
-        raise TypeError(f"{fn.__name__} must take **settings to receive the judge settings")
-    clash = {p.name for p in own} & set(SETTING_NAMES)
-    if clash:
-        raise TypeError(f"{fn.__name__} redeclares judge settings {sorted(clash)}")
-    spliced = [inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=f.default,
-                                 annotation=f.type) for f in fields(JudgeSettings)]
-    fn.__signature__ = sig.replace(parameters=own + spliced)  # type: ignore[attr-defined]
-    return fn
+with_settings = splice(JudgeSettings)
+"""Gives a judge function (which takes ``**settings``) every `JudgeSettings` field as a
+keyword-only parameter after its own; it reads them back with ``JudgeSettings(**settings)``."""

@@ -245,6 +245,25 @@ def classifier_rm(samples: list[Sample], *, path: str, output: str | int | None 
     The value is a logit in (-inf, inf). Several outputs go to ``components`` by label;
     `output` picks the value (label or index) or `weights` combines them. Truncation is
     reported per sample in ``details``.
+
+    Configuring checks that the directory exists and fingerprints its files without loading the
+    model, so scores cached for one model are never served for another saved at the same path:
+
+    >>> import json, pathlib, shutil, tempfile
+    >>> from rewardlab.models.classifier import classifier_rm
+    >>> classifier_rm.info.describe()
+    '[-inf, inf], higher is better, per sequence'
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (folder / "config.json").write_text(json.dumps({"num_labels": 1}))
+    >>> before = classifier_rm(path=str(folder), output=0).fingerprint
+    >>> _ = (folder / "model.safetensors").write_bytes(b"weights of a retrained model")
+    >>> classifier_rm(path=str(folder), output=0).fingerprint == before
+    False
+    >>> shutil.rmtree(folder)
+    >>> classifier_rm(path="/models/no-such-rm")
+    Traceback (most recent call last):
+    ...
+    ValueError: reward 'classifier_rm': path='/models/no-such-rm' does not exist
     """
     rm = load_classifier(path, device, dtype)
     return rm.score(samples, output=output, weights=weights, max_length=max_length,

