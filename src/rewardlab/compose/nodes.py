@@ -10,6 +10,41 @@ child that is not `ok` is its policy (`on_error` for errors, `on_abstain` for ab
 - a number: the child counts as that value (an explicit fallback, recorded in the reason).
 
 There is never an implicit 0.
+
+Cost. A composite's `cost` is the field-by-field sum of its children's costs (seconds, judge
+tokens, usd), a child that failed, abstained or was skipped included (its cost was spent), and
+for a `Gate` its condition plus its branch where the branch was computed. A failed composite
+carries it too.
+
+Finer values. A composite's `steps`, `turns` and `tokens` come from its children's by the
+operation that makes its value, where that operation has a per-unit form:
+
+- `WeightedSum` and a ``mean`` `Ensemble` are linear: the composite's finer values are
+  ``sum_i c_i * f_i``, where ``c_i`` is child i's coefficient in the value (its weight, re-scaled
+  as the value is when children are skipped; ``1/n`` for a mean), aligned unit by unit: steps
+  with steps, turns with turns, tokens with tokens of the same tokenizer and character offsets.
+  A contributing child without finer values of that kind (a sequence-level reward, or a child
+  counted at its fallback value) adds ``c_i * value`` to the *last* unit: a sequence-level
+  reward is an outcome reward, credited where the sequence ends (as trainers place a sequence
+  reward on the final token). So when every child's finer values add up to its value
+  (``implicit_dpo`` tokens, ``implicit_prm`` steps with ``aggregate="sum"``) the composite's add
+  up to its value; for finer values that are per-unit means (``simpo_likelihood`` tokens,
+  ``tool_call_match`` turns: each turn's mean call score) the result is the same per-unit credit
+  in the composite's scale. No child with finer values of a kind: the composite has none.
+- `Penalty`: the base's finer values times the factor's value (one number per sample).
+- `Gate`: open, the `then` branch's finer values (the value is that branch's); closed, none (the
+  value is the constant `otherwise`). The condition's finer values never pass: it opens the gate
+  and earns no credit of its own.
+- ``min``, ``max``, ``median`` and ``mean_minus_std`` ensembles: none.
+- A failed composite: none.
+
+Whatever is not carried (a penalty factor's or a gate condition's finer values, an ensemble
+that has no per-unit form, children with different numbers of units, tokenizers or offsets) is
+one line in ``details["dropped"]``. A composite's `details` is ``{"children": {label:
+child's details}, "dropped": [...]}``, each key present only when non-empty (children without
+details are left out; two children with one label are told apart as ``label#2``). Each child's
+details appear once, so the size grows with the tree, not faster; JSON nesting past
+`rewardlab.core.types.json_safe`'s depth is cut with a marker.
 """
 
 from __future__ import annotations
@@ -19,10 +54,13 @@ import math
 import statistics
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
+from rewardlab.compose import granularity
+from rewardlab.compose.cost import total_cost
+from rewardlab.compose.granularity import Finer
 from rewardlab.core.reward import Direction, Reward, fingerprint_of
-from rewardlab.core.types import Sample, Score, Status
+from rewardlab.core.types import Cost, Sample, Score, Status
 from rewardlab.runtime.engine import LeafOptions, Runtime
 
 Policy = Literal["propagate", "skip"] | float
@@ -91,8 +129,34 @@ def _nested(label: str, score: Score) -> dict[str, float | None]:
     return out
 
 
-def _fail(status: Status, label: str, reason: str | None, comps: dict[str, float | None]) -> Score:
-    return Score(status=status, reason=f"{label}: {reason}", components=comps)
+def _fail(status: Status, label: str, reason: str | None, comps: dict[str, float | None],
+          cost: Cost | None = None, details: dict[str, Any] | None = None) -> Score:
+    return Score(status=status, reason=f"{label}: {reason}", components=comps, cost=cost, details=details)
+
+
+def _details(labels: Sequence[str], scores: Sequence[Score], dropped: Sequence[str] = ()
+             ) -> dict[str, Any] | None:
+    """A composite's details: each child's under its label, and what was dropped (see the module doc)."""
+    children: dict[str, Any] = {}
+    for label, sc in zip(labels, scores, strict=True):
+        if sc.details:
+            key, n = label, 1
+            while key in children:
+                n += 1
+                key = f"{label}#{n}"
+            children[key] = sc.details
+    out: dict[str, Any] = {}
+    if children:
+        out["children"] = children
+    if dropped:
+        out["dropped"] = list(dropped)
+    return out or None
+
+
+def _carrying(failure: Score, labels: Sequence[str], scores: Sequence[Score]) -> Score:
+    """A failed composite score with its children's cost and details."""
+    return Score(status=failure.status, reason=failure.reason, components=failure.components,
+                 cost=total_cost(scores), details=_details(labels, scores))
 
 
 @dataclass
@@ -139,13 +203,16 @@ def _resolve(
 
 
 def _ok(value: float, children: Sequence[Node], scores: Sequence[Score], notes: list[str],
-        extra: dict[str, float | None] | None = None) -> Score:
+        extra: dict[str, float | None] | None = None, finer: Finer | None = None) -> Score:
     comps: dict[str, float | None] = {}
     for child, sc in zip(children, scores, strict=True):
         comps.update(_nested(child.label, sc))
     if extra:
         comps.update(extra)
-    return Score(value=value, components=comps, reason="; ".join(notes) or None)
+    finer = finer or Finer()
+    return Score(value=value, components=comps, reason="; ".join(notes) or None,
+                 cost=total_cost(scores), details=_details([c.label for c in children], scores, finer.dropped),
+                 **finer.fields())
 
 
 async def _run_children(
@@ -164,6 +231,15 @@ class _Combiner(Node):
     def kids(self) -> list[Node]:
         raise NotImplementedError
 
+    def coefficients(self, values: list[float | None]) -> list[float | None]:
+        """Each child's coefficient in the value, where the value is linear in that child's
+        value (None elsewhere: its finer values are dropped, `why_not_finer` says why)."""
+        return [None] * len(values)
+
+    def why_not_finer(self) -> str:
+        """Why a child without a coefficient has its finer values dropped."""
+        return "not combined"
+
     def combine(self, values: list[float | None]) -> tuple[float | None, dict[str, float | None]]:
         """The value from the children's values (None: skipped), and extra components.
         A None value means the node has no value (its first non-ok child decides why)."""
@@ -174,18 +250,22 @@ class _Combiner(Node):
 
     async def run(self, samples: Sequence[Sample], rt: Runtime) -> list[Score]:
         kids = self.kids()
+        labels = [k.label for k in kids]
         out = []
         for row in await _run_children(kids, samples, rt):
             r = _resolve(kids, row, self.policies)
             if r.failure:
-                out.append(r.failure)
+                out.append(_carrying(r.failure, labels, row))
                 continue
             value, extra = self.combine(r.values)
             if value is None:
                 i = next(i for i, v in enumerate(r.values) if v is None)
-                out.append(_fail(row[i].status, kids[i].label, row[i].reason, {}))
+                out.append(_fail(row[i].status, kids[i].label, row[i].reason, {},
+                                 total_cost(row), _details(labels, row)))
             else:
-                out.append(_ok(value, kids, row, r.notes, extra))
+                finer = granularity.linear(labels, row, r.values, self.coefficients(r.values),
+                                           self.why_not_finer())
+                out.append(_ok(value, kids, row, r.notes, extra, finer))
         return out
 
 
@@ -219,6 +299,14 @@ class WeightedSum(_Combiner):
             value *= sum(c.weight for c in self.children) / wsum
         return value, {}
 
+    def coefficients(self, values: list[float | None]) -> list[float | None]:
+        present = [c.weight for c, v in zip(self.children, values, strict=True) if v is not None]
+        wsum = sum(present)
+        scale = 1.0
+        if len(present) < len(self.children) and wsum:
+            scale = sum(c.weight for c in self.children) / wsum
+        return [None if v is None else c.weight * scale for c, v in zip(self.children, values, strict=True)]
+
 
 @dataclass(eq=False)
 class Gate(Node):
@@ -232,6 +320,8 @@ class Gate(Node):
     label: str = "gate"
     weight: float = 1.0
     policies: Policies = field(default_factory=Policies)
+
+    _WHY = "a gate's condition opens it and earns no credit of its own"
 
     def __post_init__(self) -> None:
         self.range = (min(self.then.range[0], self.otherwise),
@@ -253,23 +343,29 @@ class Gate(Node):
         then_scores = await self.then.run([samples[i] for i in passing], rt)
         by_index = dict(zip(passing, then_scores, strict=True))
         out = []
+        labels = [self.when.label, self.then.label]
         for i, (cond, r) in enumerate(zip(conds, resolved, strict=True)):
             if r.failure:
-                out.append(r.failure)
+                out.append(_carrying(r.failure, labels[:1], [cond]))
             elif i not in by_index:
                 note = f"gate closed: {self.when.label}={cond.value if cond.ok else 'n/a'}"
+                dropped = granularity.linear(labels[:1], [cond], [None], [None], self._WHY).dropped
                 out.append(Score(value=self.otherwise, components=_nested(self.when.label, cond),
-                                 reason="; ".join([note, *r.notes])))
+                                 reason="; ".join([note, *r.notes]), cost=cond.cost,
+                                 details=_details(labels[:1], [cond], dropped)))
             else:
                 t = by_index[i]
                 rt_ = _resolve([self.then], [t], self.policies)
                 if rt_.failure:
                     comps = {**_nested(self.when.label, cond), **rt_.failure.components}
-                    out.append(rt_.failure.model_copy(update={"components": comps}))
+                    out.append(_carrying(rt_.failure.model_copy(update={"components": comps}),
+                                         labels, [cond, t]))
                     continue
                 value = rt_.values[0]
                 assert value is not None
-                out.append(_ok(value, [self.when, self.then], [cond, t], [*r.notes, *rt_.notes]))
+                finer = granularity.linear(labels, [cond, t], [None, value], [None, 1.0], self._WHY)
+                out.append(_ok(value, [self.when, self.then], [cond, t], [*r.notes, *rt_.notes],
+                               finer=finer))
         return out
 
     def subnodes(self) -> list[Node]:
@@ -304,6 +400,13 @@ class Penalty(_Combiner):
 
     def kids(self) -> list[Node]:
         return [self.base, self.factor]
+
+    def why_not_finer(self) -> str:
+        return "a penalty factor scales the whole sample and earns no credit of its own"
+
+    def coefficients(self, values: list[float | None]) -> list[float | None]:
+        base, factor = values
+        return [None if base is None else (1.0 if factor is None else factor), None]
 
     def combine(self, values: list[float | None]) -> tuple[float | None, dict[str, float | None]]:
         base, factor = values
@@ -348,6 +451,15 @@ class Ensemble(_Combiner):
 
     def kids(self) -> list[Node]:
         return list(self.children)
+
+    def why_not_finer(self) -> str:
+        return f"a {self.reduce} ensemble has no per-unit form"
+
+    def coefficients(self, values: list[float | None]) -> list[float | None]:
+        if self.reduce != "mean":
+            return [None] * len(values)
+        n = sum(v is not None for v in values)
+        return [None if v is None else 1.0 / n for v in values]
 
     def combine(self, values: list[float | None]) -> tuple[float | None, dict[str, float | None]]:
         vals = [v for v in values if v is not None]

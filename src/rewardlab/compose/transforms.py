@@ -8,6 +8,13 @@ normalisation. Non-`ok` scores pass through unchanged (they carry their own reas
 - `group_zscore`: (r - mean_g) / (std_g + eps) within each group of samples sharing a prompt
   (or a metadata key): the GRPO advantage. A group whose values are all equal gets 0.
 - `rank`: the rank of r within its group scaled to [0, 1] (ties share their mean rank).
+
+The transformed score keeps its child's `cost`, `details` and components (plus the child's
+value under its label). Its `steps`, `turns` and `tokens` described the child's value: none of
+these transforms maps them to the new value (sigmoids are not linear, and a group's z-score or
+rank is relative to the other samples, not credit earned by a unit of this one), so a transform
+that changes the value drops them, one line each in ``details["dropped"]`` (a list; a child's
+own ``dropped`` entry is kept at its head). `clip` keeps them where it leaves the value as it is.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from rewardlab.compose.granularity import stale
 from rewardlab.compose.nodes import Node
 from rewardlab.core.reward import fingerprint_of
 from rewardlab.core.types import Sample, Score
@@ -68,6 +76,14 @@ class Transform(Node):
         """New values for the ok scores (None keeps the score; a Score replaces it)."""
         raise NotImplementedError
 
+    def why_stale(self) -> str:
+        """Why the child's finer values do not describe the transformed value."""
+        return f"{self.op} does not map per-unit values to the new value"
+
+    def keeps_finer(self, old: float, new: float) -> bool:
+        """Whether the child's finer values still describe the value `new` (was `old`)."""
+        return False
+
     async def run(self, samples: Sequence[Sample], rt: Runtime) -> list[Score]:
         scores = await self.child.run(samples, rt)
         values = self.apply(samples, scores)
@@ -78,9 +94,24 @@ class Transform(Node):
             elif not sc.ok or v is None:
                 out.append(sc)
             else:
-                comps = {**sc.components, self.child.label: sc.value}
-                out.append(sc.model_copy(update={"value": v, "components": comps}))
+                update: dict[str, object] = {"value": v, "components": {**sc.components, self.child.label: sc.value}}
+                assert sc.value is not None
+                if not self.keeps_finer(sc.value, v):
+                    dropped = stale(sc, self.why_stale()).dropped
+                    if dropped:
+                        update.update(steps=None, turns=None, tokens=None,
+                                      details=_with_dropped(sc.details, dropped))
+                out.append(sc.model_copy(update=update))
         return out
+
+
+def _with_dropped(details: dict[str, object] | None, dropped: list[str]) -> dict[str, object]:
+    """`details` with `dropped` added to its ``dropped`` list (an earlier non-list entry heads it)."""
+    out = dict(details or {})
+    prior = out.get("dropped")
+    head = list(prior) if isinstance(prior, list) else ([] if prior is None else [prior])
+    out["dropped"] = [*head, *dropped]
+    return out
 
 
 @dataclass(eq=False)
@@ -98,6 +129,12 @@ class Clip(Transform):
 
     def apply(self, samples: Sequence[Sample], scores: list[Score]) -> list[float | Score | None]:
         return [min(max(s.value, self.lo), self.hi) if s.ok else None for s in scores]  # type: ignore[type-var]
+
+    def keeps_finer(self, old: float, new: float) -> bool:
+        return old == new
+
+    def why_stale(self) -> str:
+        return f"{self.label} clipped the value"
 
 
 @dataclass(eq=False)
@@ -122,7 +159,7 @@ class _RefShaped(Transform):
             elif self.ref_key is not None and sample.metadata.get(self.ref_key) is None:
                 out.append(Score.error(
                     f"{self.label}: metadata field {self.ref_key!r} (the reference reward) "
-                    "is missing", components=s.components))
+                    "is missing", components=s.components, details=s.details, cost=s.cost))
             else:
                 out.append(self.fn(s.value - self._ref(sample)))  # type: ignore[operator]
         return out
@@ -164,6 +201,9 @@ class Grouped(Transform):
 
     def params(self) -> list[object]:
         return [self.by]
+
+    def why_stale(self) -> str:
+        return f"{self.label} makes the value relative to its group ({self.by})"
 
     def per_group(self, values: list[float]) -> list[float]:
         raise NotImplementedError
