@@ -86,7 +86,8 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from rewardlab.core.reward import reward
+from rewardlab.core.reward import check_timeout, reward
+from rewardlab.core.settings import splice
 from rewardlab.core.text import after_think, last_fence
 from rewardlab.core.types import Score
 from rewardlab.sandbox import (
@@ -603,8 +604,8 @@ def _details(suite: CodeSuite, ev: Evaluation, **extra: Any) -> dict[str, Any]:
 
 
 async def _prepare_and_run(response_text: str, reference: Any, metadata: dict[str, Any],
-                           extract: Extract, strip_think: bool, prepend: Prepend,
-                           options: RunOptions) -> tuple[CodeSuite, Evaluation | None] | Score:
+                           settings: CodeSettings, options: RunOptions
+                           ) -> tuple[CodeSuite, Evaluation | None] | Score:
     """The suite and the candidate's evaluation, or the score to return straight away.
     The evaluation is None when the response holds no program (a score of 0 by the caller)."""
     if reference is None:
@@ -613,10 +614,10 @@ async def _prepare_and_run(response_text: str, reference: Any, metadata: dict[st
         suite = parse_reference(reference, metadata)
     except (ValueError, SyntaxError, TypeError, KeyError, AttributeError) as exc:
         return Score.error(f"unusable reference: {type(exc).__name__}: {exc}")
-    code = extract_code(response_text, extract=extract, strip_think=strip_think)
+    code = extract_code(response_text, extract=settings.extract, strip_think=settings.strip_think)
     if code is None or not code.strip():
         return suite, None
-    program = build_program(code, suite, prepend)
+    program = build_program(code, suite, settings.prepend)
     try:
         ev = await evaluate(program, suite, options)
         problem = await _settle_no_assertion(suite, ev, options)
@@ -658,12 +659,52 @@ def _no_program(suite: CodeSuite) -> Score:
                                           "reason": "the response holds no code"}})
 
 
-def _options(timeout: float, memory_mb: int, strict: bool, compare: Compare,
-             float_tol: float | None, stop_on_fail: bool) -> RunOptions:
-    if float_tol is not None and not float_tol >= 0:
-        raise ValueError("float_tol must be non-negative")
-    return RunOptions(float(timeout), int(memory_mb), bool(strict), compare, float_tol,
-                      bool(stop_on_fail))
+@dataclass(frozen=True)
+class CodeSettings:
+    """The options every code reward takes, declared once and written flat among a reward's
+    parameters (``code_pass(timeout=10, memory_mb=2048)``, or the same keys under ``params:``
+    in a spec).
+
+    `extract`: where the program is (``auto``: the last fenced Python block, else an untagged
+    one, else the whole final text; ``fence``: a fenced block only; ``raw``: the whole final
+    text); `strip_think`: read only the final text (`rewardlab.core.text`); `prepend`: how a
+    HumanEval prefix joins the program (``auto``, ``always``, ``never``); `timeout`: wall
+    seconds per test (and for loading the program); `memory_mb`: the address-space cap;
+    `strict`: refuse test values of classes the program defined with their own comparison or
+    arithmetic; `compare` / `float_tol`: how stdout is compared (see `outputs_match`).
+    """
+
+    extract: Extract = "auto"
+    strip_think: bool = True
+    prepend: Prepend = "auto"
+    timeout: float = 5.0
+    memory_mb: int = 1024
+    strict: bool = True
+    compare: Compare = "lines"
+    float_tol: float | None = None
+
+    def __post_init__(self) -> None:
+        for name, allowed in (("extract", ("auto", "fence", "raw")),
+                              ("prepend", ("auto", "always", "never")),
+                              ("compare", ("lines", "tokens", "exact"))):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {', '.join(allowed)}, "
+                                 f"not {getattr(self, name)!r}")
+        check_timeout(self.timeout)
+        mem = self.memory_mb
+        if isinstance(mem, bool) or not isinstance(mem, int | float) or mem != int(mem) or mem <= 0:
+            raise ValueError(f"memory_mb must be a positive whole number of MiB, not {mem!r}")
+        if self.float_tol is not None and not self.float_tol >= 0:
+            raise ValueError("float_tol must be non-negative")
+
+    def run_options(self, stop_on_fail: bool) -> RunOptions:
+        return RunOptions(float(self.timeout), int(self.memory_mb), bool(self.strict),
+                          self.compare, self.float_tol, bool(stop_on_fail))
+
+
+with_code_settings = splice(CodeSettings)
+"""Gives a code reward (which takes ``**settings``) every `CodeSettings` field as a keyword-only
+parameter; it reads them back with ``CodeSettings(**settings)``."""
 
 
 # The engine's timeout is a backstop only: the sandbox enforces every limit of a run, and a
@@ -676,22 +717,21 @@ MAX_RUN_SECONDS = 300.0
 # -- the rewards -------------------------------------------------------------------------------
 
 @reward(range=(0, 1), **_IO)  # type: ignore[arg-type]
+@with_code_settings
 async def code_pass(response_text: str, reference: Any, metadata: dict[str, Any], *,
-                    extract: Extract = "auto", strip_think: bool = True,
-                    prepend: Prepend = "auto", timeout: float = 5.0, memory_mb: int = 1024,
-                    strict: bool = True, compare: Compare = "lines",
-                    float_tol: float | None = None, stop_on_fail: bool = True) -> Score:
+                    stop_on_fail: bool = True, **settings: Any) -> Score:
     """1 if the program passes every test, else 0 (higher is better); per-test results in
     details.
 
-    `timeout` is wall seconds per test (and for loading the program), `memory_mb` the
-    address-space cap. `stop_on_fail` skips the tests after the first failure (the score does
-    not change; details then mark them skipped). Abstains without a reference; an unusable
-    reference or a sandbox failure is an error.
+    The shared options (`extract`, `strip_think`, `prepend`, `timeout` in wall seconds per
+    test, `memory_mb`, `strict`, `compare`, `float_tol`) are `CodeSettings`. `stop_on_fail`
+    skips the tests after the first failure (the score does not change; details then mark them
+    skipped). Abstains without a reference; an unusable reference or a sandbox failure is an
+    error.
     """
-    options = _options(timeout, memory_mb, strict, compare, float_tol, stop_on_fail)
-    out = await _prepare_and_run(response_text, reference, metadata, extract, strip_think,
-                                 prepend, options)
+    s = CodeSettings(**settings)
+    out = await _prepare_and_run(response_text, reference, metadata, s,
+                                 s.run_options(stop_on_fail))
     if isinstance(out, Score):
         return out
     suite, ev = out
@@ -701,17 +741,13 @@ async def code_pass(response_text: str, reference: Any, metadata: dict[str, Any]
 
 
 @reward(range=(0, 1), **_IO)  # type: ignore[arg-type]
-async def code_pass_fraction(response_text: str, reference: Any, metadata: dict[str, Any], *,
-                             extract: Extract = "auto", strip_think: bool = True,
-                             prepend: Prepend = "auto", timeout: float = 5.0,
-                             memory_mb: int = 1024, strict: bool = True,
-                             compare: Compare = "lines",
-                             float_tol: float | None = None) -> Score:
+@with_code_settings
+async def code_pass_fraction(response_text: str, reference: Any, metadata: dict[str, Any],
+                             **settings: Any) -> Score:
     """The fraction of tests the program passes, in [0, 1] (higher is better); per-test
-    results in details."""
-    options = _options(timeout, memory_mb, strict, compare, float_tol, False)
-    out = await _prepare_and_run(response_text, reference, metadata, extract, strip_think,
-                                 prepend, options)
+    results in details. Options as `CodeSettings`."""
+    s = CodeSettings(**settings)
+    out = await _prepare_and_run(response_text, reference, metadata, s, s.run_options(False))
     if isinstance(out, Score):
         return out
     suite, ev = out
@@ -742,13 +778,10 @@ def difficulty_weights(suite: CodeSuite, reference_passes: list[list[bool]] | No
 
 
 @reward(range=(0, 1), **_IO)  # type: ignore[arg-type]
+@with_code_settings
 async def code_pass_weighted(response_text: str, reference: Any, metadata: dict[str, Any], *,
                              partial: float = 0.5, floor: float = 0.1,
-                             extract: Extract = "auto", strip_think: bool = True,
-                             prepend: Prepend = "auto", timeout: float = 5.0,
-                             memory_mb: int = 1024, strict: bool = True,
-                             compare: Compare = "lines",
-                             float_tol: float | None = None) -> Score:
+                             **settings: Any) -> Score:
     """Difficulty-weighted partial credit in [0, 1] (VeRPO-style, higher is better): 1 if all
     tests pass, else `partial` x the weighted share of tests passed.
 
@@ -758,15 +791,15 @@ async def code_pass_weighted(response_text: str, reference: Any, metadata: dict[
     else w_j = `floor` + (1 - p_j), where p_j is the share of reference solutions that pass test
     j (``pass_rates``, or measured by running ``solutions`` once per process): tests fewer
     solutions pass count more, and `floor` > 0 keeps every test counting. Without any of these
-    the weights are uniform (said in details).
+    the weights are uniform (said in details). Other options as `CodeSettings`.
     """
     if not 0 < partial < 1:
         raise ValueError("partial must be in (0, 1)")
     if not floor > 0:
         raise ValueError("floor must be positive")
-    options = _options(timeout, memory_mb, strict, compare, float_tol, False)
-    out = await _prepare_and_run(response_text, reference, metadata, extract, strip_think,
-                                 prepend, options)
+    s = CodeSettings(**settings)
+    options = s.run_options(False)
+    out = await _prepare_and_run(response_text, reference, metadata, s, options)
     if isinstance(out, Score):
         return out
     suite, ev = out
@@ -792,13 +825,10 @@ async def code_pass_weighted(response_text: str, reference: Any, metadata: dict[
 
 
 @reward(range=(0, 1), **_IO)  # type: ignore[arg-type]
+@with_code_settings
 async def code_efficiency(response_text: str, reference: Any, metadata: dict[str, Any], *,
                           bonus: float = 0.2, max_speedup: float = 4.0,
-                          min_seconds: float = 1e-3, extract: Extract = "auto",
-                          strip_think: bool = True, prepend: Prepend = "auto",
-                          timeout: float = 5.0, memory_mb: int = 1024, strict: bool = True,
-                          compare: Compare = "lines",
-                          float_tol: float | None = None) -> Score:
+                          min_seconds: float = 1e-3, **settings: Any) -> Score:
     """Correctness with a runtime bonus (ACECode-style) in [0, 1], higher is better: 0 unless
     every test passes; then (1 - `bonus`) + `bonus` x e, where e rewards being faster than the
     reference solution.
@@ -809,15 +839,16 @@ async def code_efficiency(response_text: str, reference: Any, metadata: dict[str
     stdin/stdout runs; both floored at `min_seconds` against timer noise); t_ref is the
     reference's ``runtime``, else the fastest reference solution that passes every test, timed
     the same way in the same sandbox (once per process). Abstains when a correct program has no
-    baseline. Timings move with machine load: compare within one run.
+    baseline. Timings move with machine load: compare within one run. Other options as
+    `CodeSettings`.
     """
     if not 0 < bonus < 1:
         raise ValueError("bonus must be in (0, 1)")
     if not max_speedup > 1:
         raise ValueError("max_speedup must be greater than 1")
-    options = _options(timeout, memory_mb, strict, compare, float_tol, True)
-    out = await _prepare_and_run(response_text, reference, metadata, extract, strip_think,
-                                 prepend, options)
+    s = CodeSettings(**settings)
+    options = s.run_options(True)
+    out = await _prepare_and_run(response_text, reference, metadata, s, options)
     if isinstance(out, Score):
         return out
     suite, ev = out

@@ -25,10 +25,12 @@ from __future__ import annotations
 
 import functools
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from rewardlab.core.reward import reward
+from rewardlab.core.settings import splice
 from rewardlab.core.types import Score
 
 Unit = Literal["auto", "tokens", "words", "chars"]
@@ -113,6 +115,30 @@ def measure(text: str, metadata: dict[str, Any], *, unit: Unit = "auto",
     return len(text), "chars"
 
 
+@dataclass(frozen=True)
+class LengthSettings:
+    """How both length rewards count a response, declared once and written flat among their
+    parameters: `length_key` (a metadata field holding the trainer's count), else `tokenizer` (a
+    local path or an object with ``encode``), else `unit` (``auto``: tokens with a tokenizer,
+    else characters; ``words`` and ``chars`` on request). See the module docstring."""
+
+    unit: Unit = "auto"
+    tokenizer: str | Any | None = None
+    length_key: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.unit not in ("auto", "tokens", "words", "chars"):
+            raise ValueError(f"unit must be auto, tokens, words or chars, not {self.unit!r}")
+
+    def measure(self, text: str, metadata: dict[str, Any]) -> tuple[int, str]:
+        """The length of `text` and its unit."""
+        return measure(text, metadata, unit=self.unit, tokenizer=self.tokenizer,
+                       length_key=self.length_key)
+
+
+with_length_settings = splice(LengthSettings)
+
+
 # -- DAPO overlong penalty -------------------------------------------------------------------
 
 
@@ -134,9 +160,9 @@ def overlong_value(length: float, max_length: float, cache_length: float) -> flo
 
 
 @reward(range=(-1, 0))
+@with_length_settings
 def overlong_penalty(response_text: str, metadata: dict[str, Any], *, max_length: int = 20480,
-                     cache_length: int = 4096, unit: Unit = "auto",
-                     tokenizer: str | Any | None = None, length_key: str | None = None) -> Score:
+                     cache_length: int = 4096, **settings: Any) -> Score:
     """DAPO overlong penalty in [-1, 0] on the length in tokens (tokenizer) or else characters.
 
     0 until max_length - cache_length, -1 from max_length; between the two it falls linearly.
@@ -147,10 +173,10 @@ def overlong_penalty(response_text: str, metadata: dict[str, Any], *, max_length
     length is counted as the module docstring says: tokens with `length_key` or `tokenizer`,
     else characters (then the defaults count characters, a stricter limit than the paper's
     tokens). It is added to a task reward in a weighted sum; a multiplicative `penalty` node
-    needs a factor in [0, 1], which this is not.
+    needs a factor in [0, 1], which this is not. `unit`, `tokenizer`, `length_key`: see
+    `LengthSettings`.
     """
-    n, used = measure(response_text, metadata, unit=unit, tokenizer=tokenizer,
-                      length_key=length_key)
+    n, used = LengthSettings(**settings).measure(response_text, metadata)
     return Score.of(overlong_value(n, max_length, cache_length),
                     details={"length": n, "unit": used})
 
@@ -194,12 +220,12 @@ def _cosine_range(p: dict[str, Any]) -> tuple[float, float]:
 
 
 @reward(range=_cosine_range)
+@with_length_settings
 def cosine_length(response_text: str, reference: Any, metadata: dict[str, Any], *,
                   max_length: int = 4096, r0_correct: float = 0.2, rL_correct: float = 0.1,
                   r0_wrong: float = -1.0, rL_wrong: float = 0.0, exceed: float = -1.0,
                   correct_key: str = "correct", check_answer: bool = True,
-                  unit: Unit = "auto", tokenizer: str | Any | None = None,
-                  length_key: str | None = None) -> Score:
+                  **settings: Any) -> Score:
     """Cosine length-scaled correctness (Yeo et al. 2025), length in tokens (tokenizer) or characters.
 
     Within [min, max] of its r values; higher is better.
@@ -238,8 +264,7 @@ def cosine_length(response_text: str, reference: Any, metadata: dict[str, Any], 
         why = "the sample has no reference" if check_answer else "check_answer is off"
         return Score.abstain(f"no correctness: metadata field {correct_key!r} is missing "
                              f"and {why}")
-    n, used = measure(response_text, metadata, unit=unit, tokenizer=tokenizer,
-                      length_key=length_key)
+    n, used = LengthSettings(**settings).measure(response_text, metadata)
     value = cosine_value(n, correct, max_length=max_length, **values)
     return Score.of(value, details={"length": n, "unit": used, "correct": correct,
                                     "correct_from": source})

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from rewardlab.core.reward import reward
+from rewardlab.core.settings import splice
 from rewardlab.core.text import after_think, fenced_blocks
 from rewardlab.core.types import Score
 
@@ -582,9 +583,55 @@ def predicted_cpu_budget(cpu_budget: float, gold: QueryResult, time_budget: floa
     return min(time_budget / 2, max(cpu_budget, _GOLD_CPU_FACTOR * gold.cpu_seconds))
 
 
+@dataclass(frozen=True)
+class SqlDatabase:
+    """Where a sample's database is, for every SQL reward that needs one (written flat among
+    the reward's parameters): `db_path`, one database file for every sample; `db_dir`, the
+    directory of a data set's databases, found by the sample's ``db_id`` (see `resolve_db`;
+    the sample's metadata wins over both)."""
+
+    db_path: str | None = None
+    db_dir: str | None = None
+
+    def resolve(self, metadata: Mapping[str, Any] | None) -> Path | str:
+        return resolve_db(metadata, self.db_path, self.db_dir)
+
+
+@dataclass(frozen=True)
+class SqlRun(SqlDatabase):
+    """The database and the budgets of the rewards that run queries: `time_budget` wall-clock
+    seconds and `max_rows` rows per query, `cpu_budget` CPU seconds for the predicted query
+    (see `predicted_cpu_budget`), and `timeout_value`, the value given to a predicted query that
+    uses up its CPU budget (None: an error instead)."""
+
+    time_budget: float = 5.0
+    max_rows: int = 10_000
+    cpu_budget: float = 1.0
+    timeout_value: float | None = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("time_budget", "cpu_budget"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) \
+                    or not math.isfinite(value) or value <= 0:
+                raise ValueError(f"{name} must be a positive number of seconds, not {value!r}")
+        if isinstance(self.max_rows, bool) or not isinstance(self.max_rows, int) \
+                or self.max_rows <= 0:
+            raise ValueError(f"max_rows must be a positive integer, not {self.max_rows!r}")
+        tv = self.timeout_value
+        if tv is not None and (isinstance(tv, bool) or not isinstance(tv, int | float)
+                               or not 0 <= tv <= 1):
+            raise ValueError(f"timeout_value must be None or in [0, 1], not {tv!r}")
+
+
+with_database = splice(SqlDatabase)
+with_run = splice(SqlRun)
+
+
 def _execute_pair(response_text: str, reference: Any, metadata: Mapping[str, Any] | None,
-                  db_path: str | None, db_dir: str | None, time_budget: float, max_rows: int,
-                  timeout_value: float | None, cpu_budget: float) -> _Exec:
+                  run: SqlRun) -> _Exec:
+    db_path, db_dir, time_budget, max_rows = run.db_path, run.db_dir, run.time_budget, run.max_rows
+    timeout_value, cpu_budget = run.timeout_value, run.cpu_budget
     gold_sql = _gold_sql(reference)
     if gold_sql is None:
         return _Exec(Score.abstain("no gold SQL in the reference"))
@@ -635,10 +682,9 @@ def _reason(ex: _Exec) -> str | None:
 
 
 @reward(range=(0, 1), kind="cpu", timeout=60.0)
-def sql_execution(response_text: str, reference: Any, metadata: dict[str, Any], *,
-                  db_path: str | None = None, db_dir: str | None = None,
-                  time_budget: float = 5.0, max_rows: int = 10_000, cpu_budget: float = 1.0,
-                  timeout_value: float | None = 0.0) -> Score:
+@with_run
+def sql_execution(response_text: str, reference: Any, metadata: dict[str, Any],
+                  **settings: Any) -> Score:
     """1 if the predicted SQL returns the gold query's result on the database, else 0.
 
     Rows compare as multisets, as sequences when the gold query has a top-level ORDER BY.
@@ -648,28 +694,31 @@ def sql_execution(response_text: str, reference: Any, metadata: dict[str, Any], 
     predicted query scores 0 with the reason, and so does one that uses up its CPU budget
     (`timeout_value`; None makes that an error). A failure that is not the response's fault
     (gold query, database, the wall clock running out before the CPU budget) is an error.
+    The database and budgets (`db_path`, `db_dir`, `time_budget`, `max_rows`, `cpu_budget`,
+    `timeout_value`) are `SqlRun`.
     """
-    ex = _execute_pair(response_text, reference, metadata, db_path, db_dir, time_budget,
-                       max_rows, timeout_value, cpu_budget)
+    run = SqlRun(**settings)
+    ex = _execute_pair(response_text, reference, metadata, run)
     if ex.score is not None:
         return ex.score
     value = 1.0 if ex.match else 0.0
     if ex.pred is not None and ex.pred.kind == "cpu_limit":
-        assert timeout_value is not None
-        value = timeout_value
+        assert run.timeout_value is not None
+        value = run.timeout_value
     return Score.of(value, reason=_reason(ex), details=_exec_details(ex))
 
 
 @reward(range=(0, 1))
-def sql_syntax(response_text: str, metadata: dict[str, Any], *, db_path: str | None = None,
-               db_dir: str | None = None) -> Score:
+@with_database
+def sql_syntax(response_text: str, metadata: dict[str, Any], **settings: Any) -> Score:
     """1 if the predicted SQL compiles, read-only, against the database schema, else 0.
 
     It must be one read-only statement with valid syntax naming known tables and columns; it is
     prepared (EXPLAIN), not run. It does not look at the question: ``SELECT 1`` scores 1 on
     every sample. Use it as a format check beside execution, not as a reward on its own
-    (`sql_partial` counts it only in proportion to the gold result a query returns)."""
-    db = resolve_db(metadata, db_path, db_dir)
+    (`sql_partial` counts it only in proportion to the gold result a query returns). The
+    database is found as `SqlDatabase` says (`db_path`, `db_dir`)."""
+    db = SqlDatabase(**settings).resolve(metadata)
     if isinstance(db, str):
         return Score.error(db)
     sql = extract_sql(response_text)
@@ -679,29 +728,31 @@ def sql_syntax(response_text: str, metadata: dict[str, Any], *, db_path: str | N
     return Score.of(1.0 if ok else 0.0, reason=None if ok else message)
 
 
-def _schema_for(metadata: Mapping[str, Any] | None, db_path: str | None,
-                db_dir: str | None) -> dict[str, list[str]] | str:
+def _schema_for(metadata: Mapping[str, Any] | None, where: SqlDatabase
+                ) -> dict[str, list[str]] | str:
     meta = metadata or {}
     if isinstance(meta.get("schema"), Mapping):
         return {str(k): [str(c) for c in v] for k, v in meta["schema"].items()}
-    db = resolve_db(meta, db_path, db_dir)
+    db = where.resolve(meta)
     if isinstance(db, str):
         return f"no schema (metadata 'schema' or a database): {db}"
     return database_schema(db)
 
 
 @reward(range=(0, 1))
-def sql_schema_linking(response_text: str, reference: Any, metadata: dict[str, Any], *,
-                       db_path: str | None = None, db_dir: str | None = None) -> Score:
+@with_database
+def sql_schema_linking(response_text: str, reference: Any, metadata: dict[str, Any],
+                       **settings: Any) -> Score:
     """Jaccard similarity in [0, 1] of the tables and columns used by predicted and gold SQL.
 
     Higher is closer. The schema comes from metadata 'schema' ({table: [columns]}) or the
-    database. A query that names the busiest tables earns it without reading the question:
-    use it beside execution (as `sql_partial` does), not on its own."""
+    database (`SqlDatabase`: `db_path`, `db_dir`). A query that names the busiest tables earns
+    it without reading the question: use it beside execution (as `sql_partial` does), not on
+    its own."""
     gold_sql = _gold_sql(reference)
     if gold_sql is None:
         return Score.abstain("no gold SQL in the reference")
-    schema = _schema_for(metadata, db_path, db_dir)
+    schema = _schema_for(metadata, SqlDatabase(**settings))
     if isinstance(schema, str):
         return Score.error(schema)
     sql = extract_sql(response_text)
@@ -753,11 +804,10 @@ def result_overlap(pred: list[tuple[Any, ...]], gold: list[tuple[Any, ...]]) -> 
 
 
 @reward(range=(0, 1), kind="cpu", timeout=60.0)
+@with_run
 def sql_partial(response_text: str, reference: Any, metadata: dict[str, Any], *,
-                db_path: str | None = None, db_dir: str | None = None,
-                time_budget: float = 5.0, max_rows: int = 10_000, cpu_budget: float = 1.0,
                 n: int = 2, weights: dict[str, float] | None = None,
-                full_credit_on_match: bool = True, timeout_value: float | None = 0.0) -> Score:
+                full_credit_on_match: bool = True, **settings: Any) -> Score:
     """Execution match with partial credit in [0, 1] that a question-blind query cannot earn.
 
     Higher is better. The parts are those of Reasoning-SQL: execution match; syntax (1 when the
@@ -783,8 +833,8 @@ def sql_partial(response_text: str, reference: Any, metadata: dict[str, Any], *,
     total = sum(w.values())
     if total <= 0 or any(v < 0 for v in w.values()):
         return Score.error("weights must be non-negative with a positive sum")
-    ex = _execute_pair(response_text, reference, metadata, db_path, db_dir, time_budget,
-                       max_rows, timeout_value, cpu_budget)
+    run = SqlRun(**settings)
+    ex = _execute_pair(response_text, reference, metadata, run)
     if ex.score is not None:
         return ex.score
     assert ex.gold_sql is not None and ex.db is not None and ex.gold is not None
@@ -793,12 +843,12 @@ def sql_partial(response_text: str, reference: Any, metadata: dict[str, Any], *,
         comps = {k: 0.0 for k in (*_DEFAULT_WEIGHTS, "result_overlap")}
         return Score.of(0.0, reason=_reason(ex), components=comps, details=details)
     assert ex.pred is not None
-    schema = _schema_for(metadata, db_path, db_dir)
+    schema = _schema_for(metadata, run)
     if isinstance(schema, str):
         return Score.error(schema)
     if ex.pred.kind == "cpu_limit":
-        assert timeout_value is not None
-        execution = timeout_value
+        assert run.timeout_value is not None
+        execution = run.timeout_value
     else:
         execution = 1.0 if ex.match else 0.0
     comps = {
