@@ -720,7 +720,7 @@ MAX_RUN_SECONDS = 300.0
 @with_code_settings
 async def code_pass(response_text: str, reference: Any, metadata: dict[str, Any], *,
                     stop_on_fail: bool = True, **settings: Any) -> Score:
-    """1 if the program passes every test, else 0 (higher is better); per-test results in
+    r"""1 if the program passes every test, else 0 (higher is better); per-test results in
     details.
 
     The shared options (`extract`, `strip_think`, `prepend`, `timeout` in wall seconds per
@@ -728,6 +728,14 @@ async def code_pass(response_text: str, reference: Any, metadata: dict[str, Any]
     skips the tests after the first failure (the score does not change; details then mark them
     skipped). Abstains without a reference; an unusable reference or a sandbox failure is an
     error.
+
+    >>> from rewardlab import Sample
+    >>> tests = {"tests": ["assert add(2, 3) == 5", "assert add(-1, 1) == 0"], "entry_point": "add"}
+    >>> from rewardlab.rewards.code import code_pass
+    >>> right = "```python\ndef add(a, b):\n    return a + b\n```"
+    >>> score = code_pass(timeout=2)(Sample(response=right, reference=tests))
+    >>> score.value, score.details["passed"], score.details["total"]
+    (1.0, 2, 2)
     """
     s = CodeSettings(**settings)
     out = await _prepare_and_run(response_text, reference, metadata, s,
@@ -744,8 +752,17 @@ async def code_pass(response_text: str, reference: Any, metadata: dict[str, Any]
 @with_code_settings
 async def code_pass_fraction(response_text: str, reference: Any, metadata: dict[str, Any],
                              **settings: Any) -> Score:
-    """The fraction of tests the program passes, in [0, 1] (higher is better); per-test
-    results in details. Options as `CodeSettings`."""
+    r"""The fraction of tests the program passes, in [0, 1] (higher is better); per-test
+    results in details. Options as `CodeSettings`.
+
+    >>> from rewardlab import Sample
+    >>> tests = {"tests": ["assert add(2, 3) == 5", "assert add(-1, 1) == 0"], "entry_point": "add"}
+    >>> from rewardlab.rewards.code import code_pass_fraction
+    >>> sign_lost = "```python\ndef add(a, b):\n    return abs(a) + b\n```"
+    >>> score = code_pass_fraction(timeout=2)(Sample(response=sign_lost, reference=tests))
+    >>> score.value, [t["passed"] for t in score.details["tests"]]
+    (0.5, [True, False])
+    """
     s = CodeSettings(**settings)
     out = await _prepare_and_run(response_text, reference, metadata, s, s.run_options(False))
     if isinstance(out, Score):
@@ -782,7 +799,7 @@ def difficulty_weights(suite: CodeSuite, reference_passes: list[list[bool]] | No
 async def code_pass_weighted(response_text: str, reference: Any, metadata: dict[str, Any], *,
                              partial: float = 0.5, floor: float = 0.1,
                              **settings: Any) -> Score:
-    """Difficulty-weighted partial credit in [0, 1] (VeRPO-style, higher is better): 1 if all
+    r"""Difficulty-weighted partial credit in [0, 1] (VeRPO-style, higher is better): 1 if all
     tests pass, else `partial` x the weighted share of tests passed.
 
     With test weights w_j and passes x_j in {0, 1}: dense = sum_j w_j x_j / sum_j w_j, and the
@@ -792,6 +809,15 @@ async def code_pass_weighted(response_text: str, reference: Any, metadata: dict[
     j (``pass_rates``, or measured by running ``solutions`` once per process): tests fewer
     solutions pass count more, and `floor` > 0 keeps every test counting. Without any of these
     the weights are uniform (said in details). Other options as `CodeSettings`.
+
+    >>> from rewardlab import Sample
+    >>> tests = {"tests": ["assert add(2, 3) == 5", "assert add(-1, 1) == 0"], "entry_point": "add",
+    ...          "weights": [1.0, 3.0]}
+    >>> from rewardlab.rewards.code import code_pass_weighted
+    >>> sign_lost = "```python\ndef add(a, b):\n    return abs(a) + b\n```"
+    >>> score = code_pass_weighted(timeout=2)(Sample(response=sign_lost, reference=tests))
+    >>> score.value, score.components["dense"]
+    (0.125, 0.25)
     """
     if not 0 < partial < 1:
         raise ValueError("partial must be in (0, 1)")
@@ -829,7 +855,7 @@ async def code_pass_weighted(response_text: str, reference: Any, metadata: dict[
 async def code_efficiency(response_text: str, reference: Any, metadata: dict[str, Any], *,
                           bonus: float = 0.2, max_speedup: float = 4.0,
                           min_seconds: float = 1e-3, **settings: Any) -> Score:
-    """Correctness with a runtime bonus (ACECode-style) in [0, 1], higher is better: 0 unless
+    r"""Correctness with a runtime bonus (ACECode-style) in [0, 1], higher is better: 0 unless
     every test passes; then (1 - `bonus`) + `bonus` x e, where e rewards being faster than the
     reference solution.
 
@@ -841,6 +867,18 @@ async def code_efficiency(response_text: str, reference: Any, metadata: dict[str
     the same way in the same sandbox (once per process). Abstains when a correct program has no
     baseline. Timings move with machine load: compare within one run. Other options as
     `CodeSettings`.
+
+    With a reference runtime of 2 s, a correct program that runs in under half a second is at
+    least 4 times faster (e = 1):
+
+    >>> from rewardlab import Sample
+    >>> tests = {"tests": ["assert add(2, 3) == 5", "assert add(-1, 1) == 0"], "entry_point": "add",
+    ...          "runtime": 2.0}
+    >>> from rewardlab.rewards.code import code_efficiency
+    >>> right = "```python\ndef add(a, b):\n    return a + b\n```"
+    >>> score = code_efficiency(timeout=2)(Sample(response=right, reference=tests))
+    >>> score.value, score.details["efficiency"]["baseline"]
+    (1.0, 'given runtime')
     """
     if not 0 < bonus < 1:
         raise ValueError("bonus must be in (0, 1)")

@@ -56,13 +56,22 @@ def _compile(pattern: str, flags: str) -> re.Pattern[str]:
 def regex_match(response_text: str, *, pattern: str,
                 mode: Literal["search", "match", "fullmatch"] = "search", flags: str = "",
                 strip_think: bool = False) -> Score:
-    """1 if the response matches the regular expression `pattern`, else 0 (higher is better).
+    r"""1 if the response matches the regular expression `pattern`, else 0 (higher is better).
 
     `mode` is Python's `re.search` (anywhere), `re.match` (at the start) or `re.fullmatch`
     (the whole text). `flags` is a string of letters: ``a`` ASCII, ``i`` ignore case,
     ``m`` multiline, ``s`` dot matches newline, ``x`` verbose. `strip_think` matches only the
-    text after the last ``</think>``. Runs in the isolating process pool because a user
-    pattern can backtrack catastrophically: such a sample ends as a timeout error.
+    final text (after the thinking, as every reward reads it: `rewardlab.core.text`). Runs in
+    the isolating process pool because a user pattern can backtrack catastrophically: such a
+    sample ends as a timeout error.
+
+    >>> from rewardlab import Sample
+    >>> from rewardlab.rewards.format import regex_match
+    >>> has_year = regex_match(pattern=r"\b(1[5-9]|20)\d\d\b")
+    >>> has_year(Sample(response="The Peace of Westphalia was signed in 1648.")).value
+    1.0
+    >>> has_year(Sample(response="It was signed long ago.")).details
+    {'problem': 'no search of the pattern'}
     """
     if mode not in ("search", "match", "fullmatch"):
         raise ValueError(f"mode must be search, match or fullmatch, not {mode!r}")
@@ -139,7 +148,7 @@ def _lenient_format(text: str, think: str, answer: str) -> str | None:
 def think_answer_format(response_text: str, *, mode: Literal["strict", "lenient"] = "strict",
                         think_tag: str = "think", answer_tag: str = "answer",
                         prefilled_think: bool = False) -> Score:
-    """1 if the response has the <think>...</think><answer>...</answer> structure, else 0.
+    r"""1 if the response has the <think>...</think><answer>...</answer> structure, else 0.
 
     ``strict``: after trimming surrounding whitespace, the response is exactly one non-empty
     think block followed by one non-empty answer block, with only whitespace between them and
@@ -152,6 +161,14 @@ def think_answer_format(response_text: str, *, mode: Literal["strict", "lenient"
     tags: strict mode fails on them.
     `prefilled_think` is for chat templates that end the prompt with ``<think>``: the
     response is read as if it began with that tag.
+
+    >>> from rewardlab import Sample
+    >>> from rewardlab.rewards.format import think_answer_format
+    >>> strict = think_answer_format()
+    >>> strict(Sample(response="<think>7 x 6 = 42</think>\n<answer>42</answer>")).value
+    1.0
+    >>> strict(Sample(response="<answer>42</answer>")).details
+    {'problem': '<think> appears 0 times (strict mode needs exactly one)'}
     """
     _check_tag(think_tag, "think_tag")
     _check_tag(answer_tag, "answer_tag")
@@ -261,13 +278,22 @@ def _trivial(value: Any) -> bool:
 @reward(range=(0, 1))
 def json_valid(response_text: str, *, extract: Extract = "auto", strip_think: bool = True,
                allow_trivial: bool = False) -> Score:
-    """1 if the response is (or fences) a valid JSON document, else 0 (higher is better).
+    r"""1 if the response is (or fences) a valid JSON document, else 0 (higher is better).
 
     Where the document is looked for is `extract` (see `extract_json`: by default a ```json
     fence or the whole text; ``embedded`` also accepts a document inside prose).
     `strip_think` looks after the last ``</think>`` first (a whole response that is one JSON
     document still counts). A scalar or an empty ``{}`` / ``[]`` scores 0 unless
     `allow_trivial`. ``details["source"]`` says where the document was found.
+
+    >>> from rewardlab import Sample
+    >>> from rewardlab.rewards.format import json_valid
+    >>> valid = json_valid()
+    >>> fenced = valid(Sample(response='Here:\n```json\n{"city": "Paris", "pop": 2102650}\n```'))
+    >>> fenced.value, fenced.details
+    (1.0, {'source': 'fence'})
+    >>> valid(Sample(response='{"city": "Paris",}')).details["problem"]
+    'invalid JSON: Expecting property name enclosed in double quotes at line 1 column 18'
     """
     parsed = _find_json(response_text, strip_think, extract)
     if not parsed.ok:
@@ -336,7 +362,7 @@ def json_schema(response_text: str, reference: Any, *, schema: Any = None,
                 partial: bool = False, extract: Extract = "auto",
                 strip_think: bool = True, check_formats: bool = False,
                 max_errors: int = 20) -> Score:
-    """1 if the response's JSON conforms to the schema, else 0 or partial credit (higher is better).
+    r"""1 if the response's JSON conforms to the schema, else 0 or partial credit (higher is better).
 
     The schema is the `schema` parameter (a mapping or JSON text) or else the sample's
     reference; with neither the reward abstains. The JSON is found as by `json_valid`.
@@ -349,6 +375,17 @@ def json_schema(response_text: str, reference: Any, *, schema: Any = None,
     property when it points into none (e.g. a document valid under two ``oneOf`` branches).
     `check_formats` also checks ``format`` keywords. Runs in the process pool because schema
     ``pattern`` keywords can backtrack catastrophically.
+
+    >>> from rewardlab import Sample
+    >>> from rewardlab.rewards.format import json_schema
+    >>> person = {"type": "object", "required": ["name", "age"],
+    ...           "properties": {"name": {"type": "string"}, "age": {"type": "integer", "minimum": 0}}}
+    >>> conforms = json_schema(schema=person, partial=True)
+    >>> conforms(Sample(response='{"name": "Ada Lovelace", "age": 36}')).value
+    1.0
+    >>> wrong_age = conforms(Sample(response='{"name": "Ada Lovelace", "age": -1}'))
+    >>> round(wrong_age.value, 3), wrong_age.details["errors"][0]["message"]
+    (0.333, '-1 is less than the minimum of 0')
     """
     if schema is not None:
         schema_json = _schema_text(schema, "the schema parameter")

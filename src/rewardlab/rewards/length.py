@@ -175,6 +175,14 @@ def overlong_penalty(response_text: str, metadata: dict[str, Any], *, max_length
     tokens). It is added to a task reward in a weighted sum; a multiplicative `penalty` node
     needs a factor in [0, 1], which this is not. `unit`, `tokenizer`, `length_key`: see
     `LengthSettings`.
+
+    >>> from rewardlab import Sample
+    >>> from rewardlab.rewards.length import overlong_penalty
+    >>> penalty = overlong_penalty(max_length=1000, cache_length=200, length_key="n_tokens")
+    >>> [penalty(Sample(response="...", metadata={"n_tokens": n})).value for n in (700, 900, 1200)]
+    [0.0, -0.5, -1.0]
+    >>> overlong_penalty(max_length=100, cache_length=20)(Sample(response="x" * 90)).details
+    {'length': 90, 'unit': 'chars'}
     """
     n, used = LengthSettings(**settings).measure(response_text, metadata)
     return Score.of(overlong_value(n, max_length, cache_length),
@@ -244,6 +252,15 @@ def cosine_length(response_text: str, reference: Any, metadata: dict[str, Any], 
     `max_length` counts characters). For math answers, give correctness from `math_answer`
     through `correct_key` (exact_match compares strings: it keeps signs, decimal points and
     brackets, but ``0.5`` is not ``1/2`` to it).
+
+    >>> from rewardlab import Sample
+    >>> from rewardlab.rewards.length import cosine_length
+    >>> scaled = cosine_length(max_length=1000)
+    >>> right = scaled(Sample(response="<answer>Paris</answer>", reference="Paris"))
+    >>> round(right.value, 3), right.details
+    (0.2, {'length': 22, 'unit': 'chars', 'correct': True, 'correct_from': 'exact_match'})
+    >>> round(scaled(Sample(response="<answer>Lyon</answer>", reference="Paris")).value, 3)
+    -0.999
     """
     values = {"r0_correct": r0_correct, "rL_correct": rL_correct, "r0_wrong": r0_wrong,
               "rL_wrong": rL_wrong, "exceed": exceed}

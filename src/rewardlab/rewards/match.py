@@ -62,7 +62,7 @@ def _references(reference: Any) -> list[str]:
 @reward(range=(0, 1))
 def exact_match(response_text: str, reference: Any, *, normalize: bool = True,
                 strip_think: bool = True, answer_tag: str | None = "answer") -> float | Score:
-    """1 if the response equals the reference (any of several) after normalisation, else 0.
+    r"""1 if the response equals the reference (any of several) after normalisation, else 0.
 
     `normalize` applies `normalize_text` (case, spacing, prose punctuation and articles; signs,
     decimal points, exponents and brackets are kept); without it only surrounding whitespace is
@@ -72,6 +72,15 @@ def exact_match(response_text: str, reference: Any, *, normalize: bool = True,
     last such block. Abstains when the sample has no reference; a reference
     that is empty after normalisation is a data problem, scored ``error`` (never a match).
     For math answers use `math_answer`, which compares values (``0.5`` equals ``1/2``).
+
+    >>> from rewardlab import Sample
+    >>> from rewardlab.rewards.match import exact_match
+    >>> match = exact_match()
+    >>> match(Sample(response="<think>Lyon? No, the capital.</think><answer>Paris.</answer>",
+    ...              reference=["Paris", "Paris, France"])).value
+    1.0
+    >>> match(Sample(response="<answer>-42</answer>", reference="42")).value
+    0.0
     """
     if reference is None:
         return Score.abstain("no reference to compare with")

@@ -306,6 +306,17 @@ def math_answer(samples: list[Sample], *, extract_order: Sequence[str] = DEFAULT
     seconds. No infinite, undefined or overflowing value equals anything. `details` holds the
     extracted answer, the extractor, the gold answer and the path that decided ("fast" or
     "symbolic").
+
+    >>> from rewardlab import Sample
+    >>> from rewardlab.rewards.math import math_answer
+    >>> check = math_answer()
+    >>> half = check(Sample(response=r"Half of it is left, so the answer is $\boxed{\frac{1}{2}}$.",
+    ...                     reference="0.5"))
+    >>> half.value, half.details["extracted"], half.details["path"]
+    (1.0, '\\frac{1}{2}', 'fast')
+    >>> check(Sample(response="48 + 24 = 70\n#### 70",
+    ...              reference="Natalia sold 48/2 = 24 clips in May.\n#### 72")).value
+    0.0
     """
     order = check_order(extract_order)
     check_precision(precision)

@@ -63,6 +63,14 @@ def bleu(response_text: str, reference: Any, *, tokenize: str = "13a",
     ``13a`` by default) divided by 100. Several references are scored together as BLEU does
     (n-gram counts clipped by the maximum over references, closest reference length).
     ``details`` gives the n-gram precisions (in [0, 1]), brevity penalty and lengths.
+
+    >>> from rewardlab import Sample
+    >>> tower = "The Eiffel Tower is in Paris and was completed in 1889."
+    >>> close = Sample(response="The Eiffel Tower, completed in 1889, is in Paris.", reference=tower)
+    >>> vague = Sample(response="It is a tall building in France.", reference=tower)
+    >>> from rewardlab.rewards.similarity import bleu
+    >>> [round(bleu()(s).value, 3) for s in (close, vague)]
+    [0.295, 0.044]
     """
     refs = references(reference)
     if isinstance(refs, Score):
@@ -87,6 +95,14 @@ def chrf(response_text: str, reference: Any, *, char_order: int = 6, word_order:
     character n-grams with it, and so does a fixed list of common words sent for every
     question. Compare chrF within a group of responses to one prompt (e.g. GRPO advantages),
     not against an absolute threshold.
+
+    >>> from rewardlab import Sample
+    >>> tower = "The Eiffel Tower is in Paris and was completed in 1889."
+    >>> close = Sample(response="The Eiffel Tower, completed in 1889, is in Paris.", reference=tower)
+    >>> vague = Sample(response="It is a tall building in France.", reference=tower)
+    >>> from rewardlab.rewards.similarity import chrf
+    >>> [round(chrf()(s).value, 3) for s in (close, vague)]
+    [0.731, 0.11]
     """
     refs = references(reference)
     if isinstance(refs, Score):
@@ -149,6 +165,14 @@ def rouge_l(response_text: str, reference: Any, *, lowercase: bool = True,
     R = LCS / |reference|, F1 = 2PR / (P + R). Tokens are as `rouge_tokens` says (word
     characters, lowercased). With several references, the best F1 counts (``details["best"]``
     is its index).
+
+    >>> from rewardlab import Sample
+    >>> tower = "The Eiffel Tower is in Paris and was completed in 1889."
+    >>> close = Sample(response="The Eiffel Tower, completed in 1889, is in Paris.", reference=tower)
+    >>> vague = Sample(response="It is a tall building in France.", reference=tower)
+    >>> from rewardlab.rewards.similarity import rouge_l
+    >>> [round(rouge_l()(s).value, 3) for s in (close, vague)]
+    [0.6, 0.222]
     """
     refs = references(reference)
     if isinstance(refs, Score):

@@ -685,7 +685,7 @@ def _reason(ex: _Exec) -> str | None:
 @with_run
 def sql_execution(response_text: str, reference: Any, metadata: dict[str, Any],
                   **settings: Any) -> Score:
-    """1 if the predicted SQL returns the gold query's result on the database, else 0.
+    r"""1 if the predicted SQL returns the gold query's result on the database, else 0.
 
     Rows compare as multisets, as sequences when the gold query has a top-level ORDER BY.
     Both queries run read-only (writes, DDL, ATTACH and PRAGMA are refused) within
@@ -696,6 +696,26 @@ def sql_execution(response_text: str, reference: Any, metadata: dict[str, Any],
     (gold query, database, the wall clock running out before the CPU budget) is an error.
     The database and budgets (`db_path`, `db_dir`, `time_budget`, `max_rows`, `cpu_budget`,
     `timeout_value`) are `SqlRun`.
+
+    >>> import sqlite3, tempfile
+    >>> from pathlib import Path
+    >>> from rewardlab import Sample
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> db = str(Path(tmp.name) / "shop.sqlite")
+    >>> con = sqlite3.connect(db)
+    >>> _ = con.executescript("CREATE TABLE orders (id INTEGER PRIMARY KEY, customer TEXT, total REAL);"
+    ...     "INSERT INTO orders VALUES (1, 'ann', 30.0), (2, 'bob', 12.5), (3, 'ann', 7.5);")
+    >>> con.close()
+    >>> from rewardlab.rewards.sql import sql_execution
+    >>> gold = "SELECT SUM(total) FROM orders WHERE customer = 'ann'"
+    >>> run = sql_execution(db_path=db)
+    >>> run(Sample(response="```sql\nSELECT sum(total) FROM orders WHERE customer = 'ann';\n```",
+    ...            reference=gold)).value
+    1.0
+    >>> wrong = run(Sample(response="SELECT SUM(total) FROM orders", reference=gold))
+    >>> wrong.value, wrong.reason
+    (0.0, 'results differ')
+    >>> tmp.cleanup()
     """
     run = SqlRun(**settings)
     ex = _execute_pair(response_text, reference, metadata, run)
@@ -711,13 +731,32 @@ def sql_execution(response_text: str, reference: Any, metadata: dict[str, Any],
 @reward(range=(0, 1))
 @with_database
 def sql_syntax(response_text: str, metadata: dict[str, Any], **settings: Any) -> Score:
-    """1 if the predicted SQL compiles, read-only, against the database schema, else 0.
+    r"""1 if the predicted SQL compiles, read-only, against the database schema, else 0.
 
     It must be one read-only statement with valid syntax naming known tables and columns; it is
     prepared (EXPLAIN), not run. It does not look at the question: ``SELECT 1`` scores 1 on
     every sample. Use it as a format check beside execution, not as a reward on its own
     (`sql_partial` counts it only in proportion to the gold result a query returns). The
-    database is found as `SqlDatabase` says (`db_path`, `db_dir`)."""
+    database is found as `SqlDatabase` says (`db_path`, `db_dir`).
+
+    >>> import sqlite3, tempfile
+    >>> from pathlib import Path
+    >>> from rewardlab import Sample
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> db = str(Path(tmp.name) / "shop.sqlite")
+    >>> con = sqlite3.connect(db)
+    >>> _ = con.executescript("CREATE TABLE orders (id INTEGER PRIMARY KEY, customer TEXT, total REAL);"
+    ...     "INSERT INTO orders VALUES (1, 'ann', 30.0), (2, 'bob', 12.5), (3, 'ann', 7.5);")
+    >>> con.close()
+    >>> from rewardlab.rewards.sql import sql_syntax
+    >>> syntax = sql_syntax(db_path=db)
+    >>> syntax(Sample(response="SELECT customer FROM orders")).value
+    1.0
+    >>> unknown = syntax(Sample(response="SELECT name FROM customers"))
+    >>> unknown.value, unknown.reason
+    (0.0, 'OperationalError: no such table: customers')
+    >>> tmp.cleanup()
+    """
     db = SqlDatabase(**settings).resolve(metadata)
     if isinstance(db, str):
         return Score.error(db)
@@ -748,7 +787,17 @@ def sql_schema_linking(response_text: str, reference: Any, metadata: dict[str, A
     Higher is closer. The schema comes from metadata 'schema' ({table: [columns]}) or the
     database (`SqlDatabase`: `db_path`, `db_dir`). A query that names the busiest tables earns
     it without reading the question: use it beside execution (as `sql_partial` does), not on
-    its own."""
+    its own.
+
+    >>> from rewardlab import Sample
+    >>> from rewardlab.rewards.sql import sql_schema_linking
+    >>> schema = {"orders": ["id", "customer", "total"], "customers": ["name", "city"]}
+    >>> linked = sql_schema_linking()(Sample(
+    ...     response="SELECT total FROM orders", metadata={"schema": schema},
+    ...     reference="SELECT SUM(total) FROM orders WHERE customer = 'ann'"))
+    >>> round(linked.value, 3), linked.details
+    (0.667, {'pred': ['orders', 'orders.total'], 'gold': ['orders', 'orders.customer', 'orders.total']})
+    """
     gold_sql = _gold_sql(reference)
     if gold_sql is None:
         return Score.abstain("no gold SQL in the reference")
@@ -768,7 +817,16 @@ def sql_ngram(response_text: str, reference: Any, *, n: int = 2) -> Score:
     """Jaccard similarity in [0, 1] of the SQL token n-grams of predicted and gold queries.
 
     Higher is closer; needs no database. A fixed query full of common SQL earns it without
-    reading the question: use it beside execution (as `sql_partial` does), not on its own."""
+    reading the question: use it beside execution (as `sql_partial` does), not on its own.
+
+    >>> from rewardlab import Sample
+    >>> from rewardlab.rewards.sql import sql_ngram
+    >>> gold = "SELECT SUM(total) FROM orders WHERE customer = 'ann'"
+    >>> round(sql_ngram()(Sample(response=gold.replace("ann", "bob"), reference=gold)).value, 3)
+    0.818
+    >>> sql_ngram()(Sample(response="SELECT 1", reference=gold)).value
+    0.0
+    """
     gold_sql = _gold_sql(reference)
     if gold_sql is None:
         return Score.abstain("no gold SQL in the reference")
@@ -808,7 +866,7 @@ def result_overlap(pred: list[tuple[Any, ...]], gold: list[tuple[Any, ...]]) -> 
 def sql_partial(response_text: str, reference: Any, metadata: dict[str, Any], *,
                 n: int = 2, weights: dict[str, float] | None = None,
                 full_credit_on_match: bool = True, **settings: Any) -> Score:
-    """Execution match with partial credit in [0, 1] that a question-blind query cannot earn.
+    r"""Execution match with partial credit in [0, 1] that a question-blind query cannot earn.
 
     Higher is better. The parts are those of Reasoning-SQL: execution match; syntax (1 when the
     query runs); schema linking and n-gram similarity (Jaccard similarities with the gold
@@ -825,6 +883,25 @@ def sql_partial(response_text: str, reference: Any, metadata: dict[str, Any], *,
     with `full_credit_on_match` a query whose result matches scores 1. Each part, and
     ``result_overlap``, is reported in `components`. Execution, budgets and failures follow
     `sql_execution`.
+
+    >>> import sqlite3, tempfile
+    >>> from pathlib import Path
+    >>> from rewardlab import Sample
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> db = str(Path(tmp.name) / "shop.sqlite")
+    >>> con = sqlite3.connect(db)
+    >>> _ = con.executescript("CREATE TABLE orders (id INTEGER PRIMARY KEY, customer TEXT, total REAL);"
+    ...     "INSERT INTO orders VALUES (1, 'ann', 30.0), (2, 'bob', 12.5), (3, 'ann', 7.5);")
+    >>> con.close()
+    >>> from rewardlab.rewards.sql import sql_partial
+    >>> gold = "SELECT total FROM orders WHERE customer = 'ann'"
+    >>> partial = sql_partial(db_path=db)
+    >>> half = partial(Sample(response="SELECT total FROM orders WHERE total > 10", reference=gold))
+    >>> round(half.value, 3), round(half.components["result_overlap"], 3)
+    (0.115, 0.333)
+    >>> partial(Sample(response="SELECT 1", reference=gold)).value
+    0.0
+    >>> tmp.cleanup()
     """
     w = dict(_DEFAULT_WEIGHTS if weights is None else weights)
     unknown = set(w) - set(_DEFAULT_WEIGHTS)

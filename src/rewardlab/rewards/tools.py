@@ -531,6 +531,20 @@ def tool_call_match(response: Any, reference: Any, trajectory: list[Turn] | None
     call is fully correct and none is missing or extra. `turns` holds, per assistant turn, the
     mean score of the calls made in it (0 for a turn without calls); components hold the
     precision, recall and F1 of fully correct calls.
+
+    >>> from rewardlab import Sample
+    >>> from rewardlab.rewards.tools import tool_call_match
+    >>> both = [{"name": "get_weather", "arguments": {"city": "Paris"}},
+    ...         {"name": "get_weather", "arguments": {"city": "Tokyo"}}]
+    >>> one = tool_call_match()(Sample(
+    ...     response='<tool_call>{"name": "get_weather", "arguments": {"city": "Paris"}}</tool_call>',
+    ...     reference=both))
+    >>> one.value, one.reason
+    (0.5, '1 of 2 expected calls made correctly, 1 made')
+    >>> bfcl = [{"get_weather": {"city": ["Paris", "paris"], "unit": ["celsius", ""]}}]
+    >>> tool_call_match()(Sample(response='{"name": "get_weather", "arguments": {"city": "paris"}}',
+    ...                          reference=bfcl)).value
+    1.0
     """
     if reference is None:
         return Score.abstain("no expected calls in the reference")
@@ -591,7 +605,19 @@ def tool_call_format(response: Any, trajectory: list[Turn] | None) -> Score:
 
     A call parses when it has a name and a JSON object of arguments, wherever it is written
     (``<tool_call>`` blocks, the whole text, or inside prose: see `parse_text`). A response
-    that says something and makes no call scores 1; an empty response scores 0."""
+    that says something and makes no call scores 1; an empty response scores 0.
+
+    >>> from rewardlab import Sample
+    >>> from rewardlab.rewards.tools import tool_call_format
+    >>> well_formed = tool_call_format()
+    >>> well_formed(Sample(response='<tool_call>{"name": "get_weather", "arguments": '
+    ...                             '{"city": "Paris"}}</tool_call>')).value
+    1.0
+    >>> broken = well_formed(Sample(response='<tool_call>{"name": "get_weather", "arguments": '
+    ...                                      '{city: Paris}}</tool_call>'))
+    >>> broken.value, broken.reason[:60]
+    (0.0, 'format failure: <tool_call> block: invalid JSON (Expecting p')
+    """
     parsed = parse_tool_calls(response, trajectory)
     if parsed.errors or not parsed.content:
         return _format_failure(parsed)
