@@ -19,6 +19,7 @@ from rewardlab.rewards.code import (
     code_pass_fraction,
     code_pass_weighted,
 )
+from rewardlab.rewards.format import JsonSource, json_schema, json_valid
 from rewardlab.rewards.length import LengthSettings, cosine_length, overlong_penalty
 from rewardlab.rewards.sql import (
     SqlDatabase,
@@ -46,6 +47,9 @@ BEFORE: dict[Any, dict[str, Any]] = {
     sql_execution: {"db_path": None, "db_dir": None, "time_budget": 5.0, "max_rows": 10_000,
                     "cpu_budget": 1.0, "timeout_value": 0.0},
     sql_syntax: {"db_path": None, "db_dir": None},
+    json_valid: {"extract": "auto", "strip_think": True, "allow_trivial": False},
+    json_schema: {"schema": None, "partial": False, "extract": "auto", "strip_think": True,
+                  "check_formats": False, "max_errors": 20},
     sql_schema_linking: {"db_path": None, "db_dir": None},
     sql_partial: {"db_path": None, "db_dir": None, "time_budget": 5.0, "max_rows": 10_000,
                   "cpu_budget": 1.0, "n": 2, "weights": None, "full_credit_on_match": True,
@@ -56,6 +60,7 @@ FAMILIES = {
     LengthSettings: (overlong_penalty, cosine_length),
     SqlDatabase: (sql_execution, sql_syntax, sql_schema_linking, sql_partial),
     SqlRun: (sql_execution, sql_partial),
+    JsonSource: (json_valid, json_schema),
 }
 
 
@@ -97,6 +102,7 @@ def test_the_flat_spelling_configures_and_fingerprints_as_one_would_expect() -> 
     (sql_execution, {"timeout_value": 2.0}, Sample(response="SELECT 1", reference="SELECT 1"),
      "timeout_value"),
     (sql_partial, {"max_rows": 0}, Sample(response="SELECT 1", reference="SELECT 1"), "max_rows"),
+    (json_valid, {"extract": "anywhere"}, Sample(response="{}"), "extract must be"),
 ])
 def test_a_bad_shared_option_is_an_error_score_never_a_zero(definition: Any, params: dict[str, Any],
                                                             sample: Sample, message: str) -> None:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from rewardlab.core.reward import reward
+from rewardlab.core.settings import splice
 from rewardlab.core.text import (
     Tag,
     after_think,
@@ -256,18 +257,35 @@ def extract_json(text: str, extract: Extract = "auto") -> ParsedJSON:
     return ParsedJSON(False, problem=problem)
 
 
-def _find_json(response_text: str, strip_think: bool, extract: str) -> ParsedJSON:
-    final = after_think(response_text) if strip_think else response_text
-    if final is response_text or final == response_text:
-        return extract_json(response_text, extract)  # type: ignore[arg-type]
-    parsed = extract_json(final, extract)  # type: ignore[arg-type]
-    if not parsed.ok and extract != "fence":
-        # a whole response that is one JSON document (holding a think tag inside a string) is
-        # valid JSON whatever the tag suggests
-        whole = extract_json(response_text, "raw")
-        if whole.ok:
-            return whole
-    return parsed
+@dataclass(frozen=True)
+class JsonSource:
+    """Where both JSON rewards look for the document (written flat among their parameters):
+    `extract` (see `extract_json`) and `strip_think` (look in the final text first: see
+    `rewardlab.core.text`; a whole response that is one JSON document, a think tag inside one
+    of its strings, still counts)."""
+
+    extract: Extract = "auto"
+    strip_think: bool = True
+
+    def __post_init__(self) -> None:
+        if self.extract not in ("auto", "fence", "raw", "embedded"):
+            raise ValueError(f"extract must be auto, fence, raw or embedded, not {self.extract!r}")
+
+    def find(self, response_text: str) -> ParsedJSON:
+        final = after_think(response_text) if self.strip_think else response_text
+        if final == response_text:
+            return extract_json(response_text, self.extract)
+        parsed = extract_json(final, self.extract)
+        if not parsed.ok and self.extract != "fence":
+            # a whole response that is one JSON document (holding a think tag inside a string)
+            # is valid JSON whatever the tag suggests
+            whole = extract_json(response_text, "raw")
+            if whole.ok:
+                return whole
+        return parsed
+
+
+with_json_source = splice(JsonSource)
 
 
 def _trivial(value: Any) -> bool:
@@ -276,14 +294,13 @@ def _trivial(value: Any) -> bool:
 
 
 @reward(range=(0, 1))
-def json_valid(response_text: str, *, extract: Extract = "auto", strip_think: bool = True,
-               allow_trivial: bool = False) -> Score:
+@with_json_source
+def json_valid(response_text: str, *, allow_trivial: bool = False, **settings: Any) -> Score:
     r"""1 if the response is (or fences) a valid JSON document, else 0 (higher is better).
 
-    Where the document is looked for is `extract` (see `extract_json`: by default a ```json
-    fence or the whole text; ``embedded`` also accepts a document inside prose).
-    `strip_think` looks after the last ``</think>`` first (a whole response that is one JSON
-    document still counts). A scalar or an empty ``{}`` / ``[]`` scores 0 unless
+    Where the document is looked for is `JsonSource` (`extract`, see `extract_json`: by
+    default a ```json fence or the whole text; ``embedded`` also accepts a document inside
+    prose; `strip_think`: in the final text first). A scalar or an empty ``{}`` / ``[]`` scores 0 unless
     `allow_trivial`. ``details["source"]`` says where the document was found.
 
     >>> from rewardlab import Sample
@@ -295,7 +312,7 @@ def json_valid(response_text: str, *, extract: Extract = "auto", strip_think: bo
     >>> valid(Sample(response='{"city": "Paris",}')).details["problem"]
     'invalid JSON: Expecting property name enclosed in double quotes at line 1 column 18'
     """
-    parsed = _find_json(response_text, strip_think, extract)
+    parsed = JsonSource(**settings).find(response_text)
     if not parsed.ok:
         return Score.of(0.0, details={"problem": parsed.problem})
     if not allow_trivial and _trivial(parsed.value):
@@ -358,10 +375,10 @@ def _pointer(path: Any) -> str:
 
 
 @reward(range=(0, 1), kind="cpu", timeout=10.0)
+@with_json_source
 def json_schema(response_text: str, reference: Any, *, schema: Any = None,
-                partial: bool = False, extract: Extract = "auto",
-                strip_think: bool = True, check_formats: bool = False,
-                max_errors: int = 20) -> Score:
+                partial: bool = False, check_formats: bool = False,
+                max_errors: int = 20, **settings: Any) -> Score:
     r"""1 if the response's JSON conforms to the schema, else 0 or partial credit (higher is better).
 
     The schema is the `schema` parameter (a mapping or JSON text) or else the sample's
@@ -394,7 +411,7 @@ def json_schema(response_text: str, reference: Any, *, schema: Any = None,
     else:
         return Score.abstain("no schema: set the schema parameter or give a reference")
     validator = _validator(schema_json, check_formats)
-    parsed = _find_json(response_text, strip_think, extract)
+    parsed = JsonSource(**settings).find(response_text)
     if not parsed.ok:
         return Score.of(0.0, details={"problem": parsed.problem, "errors": []})
     instance = parsed.value
