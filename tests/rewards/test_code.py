@@ -242,7 +242,7 @@ def test_sandbox_failure_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
         async def arun(self, job: object) -> None:
             raise SandboxError("the sandbox server closed the connection")
 
-    monkeypatch.setattr(code_mod, "default_sandbox", lambda: Broken())
+    monkeypatch.setattr(code_mod, "runtime_sandbox", lambda: Broken())
     score = rl.score([Sample(response="def f(x): return x",
                              reference=["assert f(1) == 1"])], code_pass())[0]
     assert score.status is Status.error and "sandbox" in (score.reason or "")

@@ -174,11 +174,17 @@ class _JudgeDef(RewardDef):
 _MODE_OF: dict[str, str] = {}
 
 
+def _endpoint_resource(params: dict[str, Any]) -> str:
+    """What a judge's limits belong to: its endpoint and model (every judge reward on the same
+    endpoint and model shares one concurrency and rate limit in a Runtime)."""
+    return f"judge:{params['base_url']}#{params['model']}"
+
+
 def _judge(mode: str, name: str) -> Callable[[Callable[..., Any]], _JudgeDef]:
     def wrap(fn: Callable[..., Any]) -> _JudgeDef:
         fn = with_settings(fn)
         plain = reward(fn, name=name, kind="io", range=(0, 1), timeout=180.0, retries=3,
-                       max_concurrency=8, register=False)
+                       max_concurrency=8, resource=_endpoint_resource, register=False)
         definition = _JudgeDef(plain.fn, plain.info, batched=False)
         _MODE_OF[name] = mode
         from rewardlab.core.registry import registry

@@ -28,7 +28,7 @@ Every score's ``details`` holds the per-test results: ``tests`` (label, passed, 
 message), ``passed``, ``total``, the run status, and the program's stderr head.
 
 How these rewards run, and why ``io``: a sample is one request (assert tests) or one request per
-input (stdin/stdout) to the process-wide sandbox (`rewardlab.sandbox.default_sandbox`), a warm
+input (stdin/stdout) to the Runtime's sandbox (one per Runtime, closed with it), a warm
 fork server that runs up to one program per core at once and enforces every limit itself (wall
 clock per test, CPU, memory, processes, output). The rewards are async ``io``-kind rewards, so
 the engine keeps many samples in flight (``max_concurrency``) and the server decides the
@@ -90,13 +90,15 @@ from rewardlab.core.reward import check_timeout, reward
 from rewardlab.core.settings import splice
 from rewardlab.core.text import after_think, last_fence
 from rewardlab.core.types import Score
+from rewardlab.runtime.current import current_runtime
 from rewardlab.sandbox import (
     AssertJob,
     Limits,
     RunResult,
+    Sandbox,
     SandboxError,
     StdioJob,
-    default_sandbox,
+    configured_sandbox,
     split_tests,
     test_label,
 )
@@ -476,10 +478,16 @@ class RunOptions:
         return Limits(timeout=self.timeout, memory_mb=self.memory_mb, total_timeout=total)
 
 
+def runtime_sandbox() -> Sandbox:
+    """The current Runtime's sandbox server: started on first use, shared by every code reward
+    scored through that Runtime, stopped by `Runtime.close()`."""
+    return current_runtime().resource("sandbox", configured_sandbox, Sandbox.close)
+
+
 async def evaluate(program: str, suite: CodeSuite, options: RunOptions) -> Evaluation:
     """Run `program` against `suite` in the default sandbox. Raises `SandboxError` when the
     sandbox itself fails."""
-    sandbox = default_sandbox()
+    sandbox = runtime_sandbox()
     n = len(suite.tests)
     if suite.mode == "assert":
         job = AssertJob(program=program, tests=suite.tests, setup=suite.setup,
@@ -710,7 +718,7 @@ parameter; it reads them back with ``CodeSettings(**settings)``."""
 # The engine's timeout is a backstop only: the sandbox enforces every limit of a run, and a
 # sample's wait in the sandbox's queue (behind other samples' programs) is not its program's time,
 # so it must not turn a slow batch into errors.
-_IO = {"kind": "io", "timeout": 86400.0, "max_concurrency": 64, "retries": 0}
+_IO = {"kind": "io", "timeout": 86400.0, "max_concurrency": 64, "retries": 0, "resource": "sandbox"}
 MAX_RUN_SECONDS = 300.0
 
 
