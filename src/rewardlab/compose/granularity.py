@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from rewardlab.core.types import Score, TokenScores
+from rewardlab.core.types import Score, Status, TokenScores
 
 KINDS = ("steps", "turns", "tokens")
 _UNIT = {"steps": "step", "turns": "turn", "tokens": "token"}
@@ -34,9 +34,14 @@ class Finer:
 
 def carried(score: Score) -> list[str]:
     """The kinds of finer values an ok score carries (a failed score's are no credit)."""
-    if not score.ok:
+    if score.status is not Status.ok:
         return []
     return [k for k in KINDS if getattr(score, k) is not None]
+
+
+def any_finer(scores: Sequence[Score]) -> bool:
+    """Whether any of `scores` carries finer values (the common case is none: skip the work)."""
+    return any(s.steps is not None or s.turns is not None or s.tokens is not None for s in scores)
 
 
 def linear(labels: Sequence[str], scores: Sequence[Score], values: Sequence[float | None],

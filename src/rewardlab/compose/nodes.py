@@ -209,7 +209,9 @@ def _ok(value: float, children: Sequence[Node], scores: Sequence[Score], notes: 
         comps.update(_nested(child.label, sc))
     if extra:
         comps.update(extra)
-    finer = finer or Finer()
+    if finer is None:
+        return Score(value=value, components=comps, reason="; ".join(notes) or None,
+                     cost=total_cost(scores), details=_details([c.label for c in children], scores))
     return Score(value=value, components=comps, reason="; ".join(notes) or None,
                  cost=total_cost(scores), details=_details([c.label for c in children], scores, finer.dropped),
                  **finer.fields())
@@ -263,8 +265,10 @@ class _Combiner(Node):
                 out.append(_fail(row[i].status, kids[i].label, row[i].reason, {},
                                  total_cost(row), _details(labels, row)))
             else:
-                finer = granularity.linear(labels, row, r.values, self.coefficients(r.values),
-                                           self.why_not_finer())
+                finer = None
+                if granularity.any_finer(row):
+                    finer = granularity.linear(labels, row, r.values, self.coefficients(r.values),
+                                               self.why_not_finer())
                 out.append(_ok(value, kids, row, r.notes, extra, finer))
         return out
 
@@ -363,7 +367,9 @@ class Gate(Node):
                     continue
                 value = rt_.values[0]
                 assert value is not None
-                finer = granularity.linear(labels, [cond, t], [None, value], [None, 1.0], self._WHY)
+                finer = None
+                if granularity.any_finer([cond, t]):
+                    finer = granularity.linear(labels, [cond, t], [None, value], [None, 1.0], self._WHY)
                 out.append(_ok(value, [self.when, self.then], [cond, t], [*r.notes, *rt_.notes],
                                finer=finer))
         return out
