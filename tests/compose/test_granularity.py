@@ -4,6 +4,7 @@ finer value claims credit the composite's value does not have."""
 
 from __future__ import annotations
 
+import json
 import math
 import random
 from typing import Any
@@ -286,3 +287,23 @@ def test_children_details_nest_under_their_labels() -> None:
     failing = WeightedSum([leaf(priced(), "judge"), leaf(flag(), "fmt")])
     f = one(failing, p={**p, "v": None}, ok=1.0)
     assert f.status is Status.error and f.details == {"children": {"judge": {"attempts": 3}}}
+
+
+def test_details_of_a_deep_tree_grow_with_its_size_and_stay_json() -> None:
+    p = {"v": 0.5, "seconds": 0.5, "input_tokens": 10, "output_tokens": 2, "usd": 0.25}
+
+    def chain(depth: int) -> Node:
+        node: Node = leaf(priced(), "j0")
+        for d in range(1, depth + 1):
+            node = WeightedSum([node, leaf(priced(), f"j{d}")], label=f"s{d}")
+        return node
+
+    sizes = {}
+    for depth in (8, 16, 32):
+        s = one(chain(depth), p=p)
+        assert s.cost is not None and s.cost.input_tokens == 10 * (depth + 1)
+        text = json.dumps(s.details)
+        assert text.count('"raw"') == min(depth + 1, 31)  # past json_safe's depth the rest is one marker
+        sizes[depth] = len(text)
+    assert sizes[16] < 2.2 * sizes[8]  # linear in the number of nodes
+    assert "nested deeper than 64 levels" in json.dumps(one(chain(32), p=p).details)
