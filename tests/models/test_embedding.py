@@ -224,8 +224,8 @@ def test_cli_trains_reports_validation_and_the_dir_is_a_reward(
     from typer.testing import CliRunner
 
     import rewardlab
+    from rewardlab.cli.train import train_app
     from rewardlab.core.types import Sample
-    from rewardlab.models.cli import train_app
 
     src = tmp_path / "pairs.jsonl.gz"
     with gzip.open(shared_data / HH, "rt", encoding="utf-8") as f, \

@@ -1,7 +1,5 @@
-"""`rewardlab train ...`: training learned rewards from the command line.
-
-Mounted by the main command as ``app.add_typer(train_app, name="train")``. Heavy packages
-load only when a command runs.
+"""`rewardlab train ...`: training learned rewards from the command line, one subcommand per
+kind of learned reward. Heavy packages load only when a subcommand runs.
 """
 
 from __future__ import annotations
@@ -10,7 +8,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -21,9 +19,10 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from rewardlab.cli.common import err, fail
+
 train_app = typer.Typer(help="Train a learned reward.", no_args_is_help=True,
                         pretty_exceptions_enable=False, add_completion=False)
-err = Console(stderr=True, soft_wrap=True)
 
 
 @train_app.callback()
@@ -78,21 +77,18 @@ def embedding_rm_cmd(
         reader = read_pairs if objective == "bt" else read_rated
         data, problems = reader(pairs)
     except (ValueError, FileNotFoundError) as exc:
-        err.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from None
+        raise fail(str(exc)) from None
     for p in problems[:5]:
-        err.print(f"[yellow]skipped {pairs}:{p}")
+        err.print(f"[yellow]skipped {escape(str(pairs))}:{escape(p)}")
     if len(problems) > 5:
         err.print(f"[yellow]... and {len(problems) - 5} more unreadable rows")
     if not data:
-        err.print(f"[red]error:[/red] no usable rows in {pairs}")
-        raise typer.Exit(2)
+        raise fail(f"no usable rows in {pairs}")
     try:
         embedder = Embedder(model, device=device,
                             cache=False if no_cache else (cache if cache else True))
     except (FileNotFoundError, ImportError) as exc:
-        err.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from None
+        raise fail(str(exc)) from None
     what = "pairs" if objective == "bt" else "rated responses"
     err.print(f"{len(data)} {what} from {pairs}; embedding model {embedder.path}")
 
@@ -109,8 +105,7 @@ def embedding_rm_cmd(
         try:
             rm = train_embedding_rm(data, config, embedder=embedder, progress=report)
         except ValueError as exc:
-            err.print(f"[red]error:[/red] {exc}")
-            raise typer.Exit(2) from None
+            raise fail(str(exc)) from None
     rm.save(out)
     embedder.close()
     r = rm.report

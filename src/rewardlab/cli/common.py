@@ -1,0 +1,48 @@
+"""What the verbs of the `rewardlab` command share: the error console, failing with an exit
+code, ``KEY=VALUE`` options, and the runtimes a SIGTERM must close.
+
+Exit codes: 0 done; 1 the run failed (output, file system, nothing scorable); 2 a usage error
+(bad option, unknown reward, unreadable input); 130 interrupted (Ctrl-C); 143 terminated (SIGTERM).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+if TYPE_CHECKING:
+    from rewardlab.runtime.engine import Runtime
+
+err = Console(stderr=True, soft_wrap=True)
+
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
+
+RUNNING: list[Runtime] = []  # the runtimes of the scoring in progress, closed on SIGTERM
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived: unwind (closing pools and files) and exit."""
+
+
+def fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
+    """Print ``error: message`` on stderr; the caller raises the returned `typer.Exit`."""
+    err.print(f"[red]error:[/red] {escape(message)}")
+    return typer.Exit(code)
+
+
+def key_values(items: list[str] | None, what: str) -> dict[str, Any]:
+    """``["k=v", ...]`` (repeated ``-p``/``--map`` options) as a dict; the value is everything after
+    the first ``=`` and stays a string."""
+    out: dict[str, Any] = {}
+    for item in items or []:
+        if "=" not in item:
+            raise typer.BadParameter(f"{what} {item!r} is not KEY=VALUE")
+        k, v = item.split("=", 1)
+        out[k.strip()] = v
+    return out

@@ -1,0 +1,179 @@
+"""`rewardlab score`: score a rollout file with a reward or spec (a thin layer over
+`rewardlab.apply.scorefile.score_file`), with a progress bar and a summary on stderr."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import yaml
+from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from rewardlab.api import build
+from rewardlab.apply.scorefile import score_file
+from rewardlab.apply.summary import Summary
+from rewardlab.cli.common import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_TERMINATED,
+    RUNNING,
+    Terminated,
+    err,
+    fail,
+    key_values,
+)
+from rewardlab.compose.spec import SpecError
+from rewardlab.core.registry import UnknownRewardError
+from rewardlab.io.files import InputError, count_rows
+from rewardlab.io.output import OutputError
+from rewardlab.runtime.engine import Runtime
+
+
+def default_cache() -> Path:
+    """`$REWARDLAB_CACHE`, else ~/.cache/rewardlab/scores.db."""
+    env = os.environ.get("REWARDLAB_CACHE")
+    if env:
+        return Path(env)
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "rewardlab" / "scores.db"
+
+
+def _print_summary(s: Summary, out: Path) -> None:
+    """The run's summary on stderr: per-component statistics, statuses, rows, cache, latency."""
+    d = s.to_dict()
+    t = Table(title=f"scored {s.scored} rows in {s.seconds:.2f}s -> {out}")
+    t.add_column("component")
+    for c in ("n", "mean", "std", "min", "max"):
+        t.add_column(c, justify="right")
+    for name, st in d["components"].items():
+        t.add_row(name, str(st["n"]), *(f"{st[k]:.4g}" for k in ("mean", "std", "min", "max")))
+    err.print(t)
+    statuses = ", ".join(f"{k}: {v}" for k, v in sorted(d["statuses"].items())) or "none"
+    p50, p99 = d["latency_p50_s"], d["latency_p99_s"]
+    lat = f"p50 {p50 * 1e3:.3g} ms, p99 {p99 * 1e3:.3g} ms" if p50 is not None else "n/a"
+    rate = f"{d['rows_per_s']:.0f} rows/s" if d["rows_per_s"] else "n/a"
+    err.print(f"status   {statuses}")
+    err.print(f"rows     {s.rows_in} read, {s.scored} scored, {s.resumed} already done, "
+              f"{len(s.malformed)} malformed; {rate}")
+    err.print(f"cache    {s.cache_hits} hits, {s.computed} computed")
+    err.print(f"latency  {lat} per reward call")
+
+
+def _check_summary_path(path: Path) -> None:
+    """Refuse an unwritable --summary-json before scoring, not after."""
+    if path.is_dir():
+        raise fail(f"--summary-json {path} is a directory")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise fail(f"--summary-json {path}: no directory {parent}")
+    if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise fail(f"--summary-json {path} is not writable")
+
+
+def _load(reward: str, param: list[str] | None) -> Any:
+    try:
+        if param:
+            return build(reward, **{k: yaml.safe_load(v) for k, v in key_values(param, "param").items()})
+        return build(reward)
+    except (SpecError, UnknownRewardError, ValueError, TypeError) as exc:
+        raise fail(str(exc)) from None
+    except RecursionError:
+        raise fail(f"spec {reward}: nested too deeply") from None
+    except Exception as exc:  # noqa: BLE001 - e.g. a reward module that raises on import: say which
+        raise fail(f"cannot load reward {reward!r}: {type(exc).__name__}: {exc}") from None
+
+
+def score_cmd(
+    input: Annotated[Path, typer.Argument(help="JSONL, Parquet, or an HF dataset directory")],
+    reward: Annotated[str, typer.Option("--reward", "-r", help="spec file, or a reward name")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="output JSONL (resumed if it exists)")],
+    param: Annotated[list[str] | None, typer.Option("--param", "-p", help="KEY=VALUE for a named reward")] = None,
+    map_: Annotated[list[str] | None, typer.Option("--map", help="FIELD=PATH, e.g. response=output.text")] = None,
+    split: Annotated[str | None, typer.Option(help="split of an HF DatasetDict")] = None,
+    cache: Annotated[Path | None, typer.Option(help="SQLite cache [default: ~/.cache/rewardlab/scores.db]")] = None,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="do not read or write the cache")] = False,
+    workers: Annotated[int | None, typer.Option(help="process-pool size [default: cores]")] = None,
+    timeout: Annotated[float | None, typer.Option(help="per-sample timeout (s) of cpu and io rewards")] = None,
+    chunk_size: Annotated[int, typer.Option(help="rows per batch")] = 2048,
+    summary_json: Annotated[Path | None, typer.Option(help="also write the summary as JSON")] = None,
+    overwrite: Annotated[bool, typer.Option(
+        "--overwrite", help="start the output over instead of resuming it")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False,
+) -> None:
+    """Score a rollout file with a reward or spec. Resumable, cached, fail-closed.
+
+    An existing output is resumed only when it was written by the same reward/spec, input,
+    mapping and split (otherwise the command refuses; --overwrite starts it over). Only one
+    run at a time writes an output.
+    """
+    spec = _load(reward, param)
+    mapping = key_values(map_, "map")
+    if summary_json:
+        _check_summary_path(summary_json)
+    try:
+        rt = Runtime(workers=workers, timeout=timeout,
+                     cache=None if no_cache else (cache or default_cache()),
+                     on_cache_error=lambda msg: err.print(f"[yellow]warning:[/yellow] {escape(msg)}"))
+    except Exception as exc:  # noqa: BLE001 - e.g. an unusable cache: say what and stop
+        raise fail(f"cannot start the runtime: {type(exc).__name__}: {exc}") from None
+
+    def malformed(where: str, why: str) -> None:
+        err.print(f"[yellow]skipped {escape(str(input))}:{where}:[/yellow] {escape(why)}")
+
+    columns = [TextColumn("[bold]scoring"), BarColumn(), MofNCompleteColumn(),
+               TaskProgressColumn(), TextColumn("{task.fields[rate]} rows/s"),
+               TimeElapsedColumn(), TimeRemainingColumn()]
+    RUNNING.append(rt)
+    try:
+        total = count_rows(input) if input.is_file() and not quiet else None
+        with Progress(*columns, console=err, disable=quiet, transient=False) as progress:
+            task = progress.add_task("score", total=total, rate="-")
+
+            def advance(n: int) -> None:
+                progress.advance(task, n)
+                t = progress.tasks[task]
+                if t.speed:
+                    progress.update(task, rate=f"{t.speed:,.0f}")
+
+            summary = score_file(input, spec, output, mapping=mapping, split=split, runtime=rt,
+                                 chunk_size=chunk_size, overwrite=overwrite, on_progress=advance,
+                                 on_malformed=malformed)
+    except OutputError as exc:
+        raise fail(str(exc), EXIT_FAILED) from None
+    except (FileNotFoundError, InputError, ValueError) as exc:
+        raise fail(str(exc)) from None
+    except OSError as exc:
+        where = f" ({exc.filename})" if exc.filename else ""
+        raise fail(f"{exc.strerror or exc}{where}", EXIT_FAILED) from None
+    except (KeyboardInterrupt, Terminated) as exc:
+        code = EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED
+        raise fail("interrupted; the rows committed so far are kept: rerun the same command to resume",
+                   code) from None
+    finally:
+        if rt in RUNNING:
+            RUNNING.remove(rt)
+        rt.close()
+    _print_summary(summary, output)
+    if summary_json:
+        try:
+            summary_json.write_text(json.dumps(summary.to_dict(), indent=2))
+        except OSError as exc:
+            raise fail(f"cannot write --summary-json {summary_json}: {exc.strerror or exc}",
+                       EXIT_FAILED) from None
+    if summary.rows_in == 0:
+        err.print(f"[yellow]warning:[/yellow] {escape(str(input))} has no rows")
+    elif summary.malformed and not summary.scored and not summary.resumed:
+        raise fail(f"every row of {input} is malformed ({len(summary.malformed)} rows); nothing was scored",
+                   EXIT_FAILED)
