@@ -101,6 +101,22 @@ def test_the_same_sample_object_in_two_calls_is_scored_in_each() -> None:
     assert CALLS == ["x", "x"]
 
 
+@rl.reward(register=False, range=(0, 2))
+def calls_others(response_text: str) -> float:
+    """A reward built from other rewards called directly: an io one and a cpu one."""
+    sample = Sample(response=response_text)
+    worker = pid_of_worker()(sample).value
+    assert worker is not None and worker != os.getpid()
+    return counted_io()(sample).value + 1.0  # type: ignore[operator]
+
+
+def test_a_reward_that_calls_other_rewards_runs_on_the_same_runtime() -> None:
+    with Runtime(workers=1) as rt:
+        scores = rt.score(calls_others(), [Sample(response="a"), Sample(response="")]).scores
+        assert [s.value for s in scores] == [2.0, 1.0], [s.reason for s in scores]
+        assert rt._pool is not None  # the inner cpu reward used this Runtime's pool
+
+
 # -- the default Runtime ---------------------------------------------------------------------
 
 def test_a_cpu_reward_called_in_a_loop_starts_one_pool(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -223,6 +239,20 @@ def test_a_judges_rpm_holds_across_a_3000_row_run_in_small_chunks(tmp_path: Path
     _check_rate(clock.arrivals, rpm, 400)
 
 
+def test_a_judges_token_budget_lives_as_long_as_its_runtime(tmp_path: Path) -> None:
+    from rewardlab.models import _judge_client
+
+    clock = _Clock()
+    with FakeOpenAI(clock) as server, Runtime() as rt:
+        spec = tmp_path / "tpm.yaml"
+        spec.write_text(f"reward: {{reward: judge_score, params: {{base_url: '{server.base_url}', "
+                        f"model: m, api_key: k, tpm: 1000000000}}}}\n")
+        score_file(_rows(tmp_path / "in.jsonl", 30), spec, tmp_path / "out.jsonl", runtime=rt, chunk_size=5)
+        budgets = list(_judge_client._STATE[rt.loop].budgets.values())
+        # one budget for the whole run: it has seen every request of all six chunks
+        assert len(budgets) == 1 and len(budgets[0]._spent) == 30 == len(clock.arrivals)
+
+
 # -- releasing resources ---------------------------------------------------------------------
 
 def _alive(pid: int) -> bool:
@@ -277,6 +307,26 @@ def test_close_leaves_no_worker_and_no_sandbox_server() -> None:
     assert rt._loop_thread is None or not rt._loop_thread.is_alive()
     with pytest.raises(RuntimeError, match="closed"):
         rt.score(counted(), [Sample(response="x")])
+
+
+def test_loaded_models_belong_to_their_runtime() -> None:
+    from rewardlab.models._hf import loaded
+
+    loads: list[str] = []
+
+    def load() -> object:
+        loads.append("load")
+        return object()
+
+    with Runtime() as a, Runtime() as b:
+        with a.active():
+            first = loaded.get("model-x", load)
+            assert loaded.get("model-x", load) is first  # loaded once per Runtime
+        with b.active():
+            assert loaded.get("model-x", load) is not first
+        cache = a._resources["models"][0]
+    assert loads == ["load", "load"]
+    assert len(cache._items) == 0  # released by close()
 
 
 def test_a_forked_child_scores_with_fresh_resources() -> None:

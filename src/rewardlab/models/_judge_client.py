@@ -2,7 +2,8 @@
 final ones, an optional tokens-per-minute budget, and usage accounting.
 
 The `openai` package is imported on first use, so importing this module needs no extra.
-Clients are kept per event loop and closed when that loop shuts its tasks down.
+Clients and token budgets are kept per event loop and closed when that loop shuts its tasks
+down; judges run on their Runtime's own loop, so both live as long as the Runtime.
 """
 
 from __future__ import annotations

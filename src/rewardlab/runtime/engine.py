@@ -18,7 +18,7 @@ import threading
 import time
 import warnings
 from collections import Counter
-from collections.abc import Callable, Hashable, Iterator, Sequence
+from collections.abc import Callable, Coroutine, Hashable, Iterator, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -114,6 +114,9 @@ def _graph(spec: Any) -> Scorable | Reward:
         raise TypeError(f"cannot score {type(spec).__name__}: import rewardlab to build specs")
     return _graph(_builder(spec))
 
+
+# a batch scored from inside a reward, on a loop of its own: its io limits are its own
+_private_gates: ContextVar[bool] = ContextVar("rewardlab_private_gates", default=False)
 
 # per call: the statistics, and the leaves already scored for each sample (by identity)
 _call: ContextVar[tuple[RunStats, dict[Hashable, dict[int, asyncio.Future[Score]]]] | None] = (
@@ -308,8 +311,10 @@ class Runtime:
         and from inside another event loop (which it blocks until the batch is scored)."""
         loop = self.loop
         if threading.current_thread() is self._loop_thread:
-            raise RuntimeError("Runtime.score was called from a reward running on this Runtime; "
-                               "use `await runtime.ascore(...)` there")
+            # a reward that calls another reward: this loop is busy running the caller, so the
+            # inner batch runs on a loop of its own (with private io limits: a Gate lives on one
+            # loop), sharing the pool, sandbox and models
+            return _on_helper_thread(self._ascore(spec, samples, nested=True))
         future = asyncio.run_coroutine_threadsafe(self._ascore(spec, samples), loop)
         try:
             return future.result()
@@ -324,11 +329,12 @@ class Runtime:
             return await self._ascore(spec, samples)
         return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(self._ascore(spec, samples), loop))
 
-    async def _ascore(self, spec: Any, samples: Sequence[Sample]) -> Scored:
+    async def _ascore(self, spec: Any, samples: Sequence[Sample], nested: bool = False) -> Scored:
         graph = _graph(spec)
         stats = RunStats()
         token = _call.set((stats, {}))
         active = current._active.set(self)
+        private = _private_gates.set(nested)
         t0 = time.perf_counter()
         try:
             if isinstance(graph, Reward):
@@ -338,6 +344,7 @@ class Runtime:
         finally:
             _call.reset(token)
             current._active.reset(active)
+            _private_gates.reset(private)
         stats.seconds = time.perf_counter() - t0
         stats.final.update(s.status.value for s in scores)
         return Scored(scores, stats)
@@ -513,7 +520,10 @@ class Runtime:
             timeout=timeout,
             retries=info.retries if options.retries is None else options.retries,
         )
-        gate = self.gate(reward.resource, limits.max_concurrency, limits.rpm)
+        if _private_gates.get():
+            gate = Gate(limits.max_concurrency, limits.rpm)
+        else:
+            gate = self.gate(reward.resource, limits.max_concurrency, limits.rpm)
         limited = Limited(limits, gate)
         d = reward.definition
 
@@ -540,6 +550,25 @@ async def _cancel_tasks() -> None:
     if tasks:
         await asyncio.wait(tasks, timeout=5)
     await asyncio.get_running_loop().shutdown_asyncgens()
+
+
+def _on_helper_thread(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine to completion on a new event loop in a helper thread (the calling thread
+    is busy running an event loop it cannot give up)."""
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = asyncio.run(coro)
+        except BaseException as exc:  # re-raised in the caller's thread
+            box["error"] = exc
+
+    t = threading.Thread(target=target, name="rewardlab-nested")
+    t.start()
+    t.join()
+    if "error" in box:
+        raise box["error"]
+    return box["value"]  # type: ignore[no-any-return]
 
 
 def _score_with_current(reward: Reward, samples: list[Sample]) -> list[Score]:
