@@ -51,7 +51,7 @@ def default_cache() -> Path:
 
 
 def _print_summary(s: Summary, out: Path) -> None:
-    """The run's summary on stderr: per-component statistics, statuses, rows, cache, latency."""
+    """The run's summary on stderr: per-component statistics, statuses, rows, cache, latency, cost."""
     d = s.to_dict()
     t = Table(title=f"scored {s.scored} rows in {s.seconds:.2f}s -> {out}")
     t.add_column("component")
@@ -69,6 +69,7 @@ def _print_summary(s: Summary, out: Path) -> None:
               f"{len(s.malformed)} malformed; {rate}")
     err.print(f"cache    {s.cache_hits} hits, {s.computed} computed")
     err.print(f"latency  {lat} per reward call")
+    err.print(f"cost     {s.describe_cost()}")
 
 
 def _check_summary_path(path: Path) -> None:
