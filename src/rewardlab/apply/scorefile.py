@@ -129,7 +129,6 @@ def score_file(
         by = grouped[0].by
         group_by = lambda s: group_key(s, by)  # noqa: E731
     t0 = time.perf_counter()
-    hits0, comp0, lat0 = rt.stats.cache_hits, rt.stats.computed, len(rt.stats.latencies)
 
     pending = 0  # progress of skipped rows, reported in batches
 
@@ -164,7 +163,11 @@ def score_file(
             if on_progress and pending:
                 on_progress(pending)
                 pending = 0
-            scores = rt.score(built, [s for _, s in chunk]).scores
+            result = rt.score(built, [s for _, s in chunk])  # this call's statistics only
+            scores = result.scores
+            summary.cache_hits += result.stats.cache_hits
+            summary.computed += result.stats.computed
+            summary.latencies += result.stats.latencies
             writer.write([output_row(r.data or {}, r.index, sc)
                           for (r, _), sc in zip(chunk, scores, strict=True)])
             for sc in scores:
@@ -175,9 +178,6 @@ def score_file(
     finally:
         writer.close()
         summary.seconds = time.perf_counter() - t0
-        summary.cache_hits = rt.stats.cache_hits - hits0
-        summary.computed = rt.stats.computed - comp0
-        summary.latencies = rt.stats.latencies[lat0:]
         if own_runtime:
             rt.close()
     return summary
