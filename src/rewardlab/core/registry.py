@@ -1,28 +1,30 @@
-"""The reward registry: built-ins (every module of `rewardlab.rewards` and `rewardlab.models`;
-those import their heavy dependencies only when a model is loaded), `@reward`-decorated
-functions, and third-party rewards registered through the ``rewardlab.rewards`` entry-point
-group.
+"""The reward registry: `@reward`-decorated functions, and every reward declared through the
+``rewardlab.rewards`` entry-point group. Built-in rewards register that way too (rewardlab's own
+``pyproject.toml`` lists its reward modules; the model modules import their heavy dependencies
+only when a model is loaded), so this module imports no reward family.
 
 A third-party package declares, in its ``pyproject.toml``::
 
     [project.entry-points."rewardlab.rewards"]
     my_rewards = "my_package.rewards"      # a module whose @reward functions register on import
 
-or points at a single `RewardDef` object (``"my_package.rewards:my_reward"``).
+or points at a single `RewardDef` object (``"my_package.rewards:my_reward"``). An entry that fails
+to load is recorded in `Registry.load_errors` (listed by ``rewardlab list`` and named when a reward
+is not found); it never hides the others.
 """
 
 from __future__ import annotations
 
 import difflib
 import importlib
-import pkgutil
 import threading
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoint, entry_points
 from types import ModuleType
 
 from rewardlab.core.reward import RewardDef
 
 ENTRY_POINT_GROUP = "rewardlab.rewards"
+DISTRIBUTION = "rewardlab"  # whose entry points are the built-ins
 
 
 class UnknownRewardError(KeyError):
@@ -53,14 +55,13 @@ class Registry:
             if self._loaded:
                 return
             self._loaded = True
-            import rewardlab.models
-            import rewardlab.rewards
-
-            for package in (rewardlab.rewards, rewardlab.models):
-                for mod in pkgutil.iter_modules(package.__path__):
-                    if not mod.name.startswith("_") and mod.name != "cli":
-                        self._add_from(importlib.import_module(f"{package.__name__}.{mod.name}"))
-            for ep in entry_points(group=ENTRY_POINT_GROUP):
+            # built-ins first, so that a plugin cannot take a built-in's name
+            eps = sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda ep: not _is_builtin(ep))
+            if not any(_is_builtin(ep) for ep in eps):
+                self.load_errors[DISTRIBUTION] = (
+                    f"no built-in rewards: the {ENTRY_POINT_GROUP!r} entry points of {DISTRIBUTION} are not "
+                    "installed (install the package, e.g. pip install -e .)")
+            for ep in eps:
                 try:
                     self._add_from(ep.load())
                 except Exception as exc:  # a broken plugin is reported, never hides the rest
@@ -98,6 +99,11 @@ class Registry:
     def all(self) -> list[RewardDef]:
         self._load()
         return [self._defs[k] for k in sorted(self._defs)]
+
+
+def _is_builtin(ep: EntryPoint) -> bool:
+    dist = getattr(ep, "dist", None)
+    return dist is not None and dist.name == DISTRIBUTION
 
 
 def _import(path: str) -> RewardDef:
