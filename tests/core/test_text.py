@@ -12,8 +12,10 @@ from rewardlab.core.text import (
     after_think,
     check_tag_name,
     fenced_blocks,
+    final_text,
     find_tags,
     last_fence,
+    prompt_opens_think,
     split_think,
     tag_content,
 )
@@ -50,6 +52,33 @@ def test_split_says_how_the_thinking_ended() -> None:
     assert (split_think("<think>a</think>b").closed, split_think("<think>a</think>b").unclosed) == (True, False)
     assert (split_think("<think>a").closed, split_think("<think>a").unclosed) == (False, True)
     assert (split_think("a</think>b<think>").closed, split_think("a</think>b<think>").unclosed) == (True, True)
+
+
+@pytest.mark.parametrize(("prompt", "opens"), [
+    ("<|im_start|>assistant\n<think>\n", True),               # a template that prefills it
+    ("<｜Assistant｜><think>\n", True),
+    ("Question: 2 + 2?\n< THINK >  \n\t", True),
+    ("Question: 2 + 2?", False),
+    ("What does <think> do? Answer briefly.", False),            # inside the text, not at its end
+    ("<think>a</think>", False),
+    ("", False),
+])
+def test_prompt_opens_think(prompt: str, opens: bool) -> None:
+    assert prompt_opens_think(prompt) is opens
+
+
+@pytest.mark.parametrize(("response", "final"), [
+    ("so 4</think>The answer is 4.", "The answer is 4."),
+    ("so 4</THINK>4", "4"),
+    ("so the answer is 4", ""),                                 # never closed: all thinking
+    ("a</think>4<think>b", "4"),
+    ("<think>x</think>4", "4"),
+])
+def test_a_response_to_a_prompt_that_opened_the_thinking(response: str, final: str) -> None:
+    prompt = "<|im_start|>assistant\n<think>\n"
+    assert final_text(response, prompt) == final
+    assert after_think(response, opened=True) == final
+    assert final_text(response, "Question?") == after_think(response)
 
 
 def test_other_tag_names_and_bad_names() -> None:

@@ -3,7 +3,8 @@
 A policy trained on several rewards at once (a spec, or rewards switched between runs) gains
 when one reward reads text that another does not: an answer written where the format check
 treats it as thinking, a closing tag spelled ``</THINK>`` that one family honours and another
-ignores, an unclosed ``<think>`` that hides an answer from one check and shows it to another.
+ignores, an unclosed ``<think>`` (in the response, or ending the prompt as a chat template
+renders it) that hides an answer from one check and shows it to another.
 Here the same adversarial wrappers go around each family's correct answer, and every family
 must find the answer exactly when the wrapper leaves it in the final text
 (`rewardlab.core.text`).
@@ -19,7 +20,7 @@ from typing import Any
 import pytest
 
 import rewardlab as rl
-from rewardlab.core.text import after_think
+from rewardlab.core.text import final_text
 from rewardlab.core.types import Sample, Status
 from rewardlab.rewards.code import code_pass
 from rewardlab.rewards.format import json_valid, regex_match, think_answer_format
@@ -45,6 +46,18 @@ WRAPPERS: list[tuple[str, bool]] = [
     ("<think>x</think>" + FILLER + "<think>{a}", False),   # the answer in unclosed thinking
     ("<think>a<think>{a}</think>b</think>" + FILLER, False),   # nested thinking
     ("{a}</think>" + FILLER, False),                       # a prefilled <think>: all thinking
+]
+
+# A chat template that ends the prompt with <think>: the response begins inside the thinking.
+PREFILLED = "<|im_start|>user\nSolve it.<|im_end|>\n<|im_start|>assistant\n<think>\n"
+# (prompt, wrapper, whether the answer {a} is in the final text)
+CASES: list[tuple[str, str, bool]] = [("Solve it.", w, shown) for w, shown in WRAPPERS] + [
+    (PREFILLED, "scratch</think>{a}", True),
+    (PREFILLED, "scratch</THINK>\n{a}", True),
+    (PREFILLED, "{a}", False),                             # never closed: all thinking
+    (PREFILLED, "{a}</think>" + FILLER, False),
+    (PREFILLED, "scratch</think>" + FILLER + "<think>{a}", False),
+    ("What does <think> mean in a chat template?", "{a}", True),   # not at the prompt's end
 ]
 
 
@@ -79,13 +92,14 @@ def _families(tmp: Path) -> dict[str, tuple[Callable[[], Any], str, Any]]:
 
 @pytest.fixture(scope="module")
 def outcomes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[tuple[str, bool, Any]]]:
-    """Per family: (response, answer in the final text, score) for every wrapper."""
+    """Per family: (prompt and response, answer in the final text, score) for every case."""
     out: dict[str, list[tuple[str, bool, Any]]] = {}
     for name, (make, answer, ref) in _families(tmp_path_factory.mktemp("db")).items():
-        responses = [w.format(a=answer) for w, _ in WRAPPERS]
-        scores = rl.score([Sample(response=r, reference=ref) for r in responses], make())
-        out[name] = [(r, shown, s) for r, (_, shown), s in zip(responses, WRAPPERS, scores,
-                                                                 strict=True)]
+        samples = [Sample(prompt=p, response=w.format(a=answer), reference=ref)
+                   for p, w, _ in CASES]
+        scores = rl.score(samples, make())
+        out[name] = [(f"{s.prompt!r} -> {s.response!r}", shown, score)
+                     for s, (_, _, shown), score in zip(samples, CASES, scores, strict=True)]
     return out
 
 
@@ -97,18 +111,19 @@ def test_every_family_reads_the_same_final_text(outcomes, family: str) -> None:
         assert score.value == (1.0 if shown else 0.0), (family, response, score)
 
 
-def test_the_wrappers_mean_what_the_text_module_says() -> None:
-    for wrapper, shown in WRAPPERS:
-        assert ("ANSWER" in after_think(wrapper.format(a="ANSWER"))) is shown, wrapper
+def test_the_cases_mean_what_the_text_module_says() -> None:
+    for prompt, wrapper, shown in CASES:
+        assert ("ANSWER" in final_text(wrapper.format(a="ANSWER"), prompt)) is shown, wrapper
 
 
 def test_the_format_check_never_passes_an_answer_the_graders_do_not_read() -> None:
     """Whenever the answer block is hidden from the graders, the think/answer format fails too
     (strict and lenient): a format bonus cannot be earned by an answer the graders skip."""
-    for wrapper, shown in WRAPPERS:
+    for prompt, wrapper, shown in CASES:
         response = wrapper.format(a="<answer>4</answer>")
         for mode in ("strict", "lenient"):
-            (s,) = think_answer_format(mode=mode).score_local([Sample(response=response)])
+            (s,) = think_answer_format(mode=mode).score_local([Sample(prompt=prompt,
+                                                                      response=response)])
             assert s.ok
             if not shown:
                 assert s.value == 0.0, (mode, response)
@@ -121,6 +136,9 @@ def test_the_format_check_never_passes_an_answer_the_graders_do_not_read() -> No
         assert s.value == 0.0, response
     (ok,) = strict.score_local([Sample(response="<think>t</think><answer>4</answer>")])
     assert ok.value == 1.0
+    # the template's own <think> counts: the response continues the think block it opened
+    (cont,) = strict.score_local([Sample(prompt=PREFILLED, response="t</think><answer>4</answer>")])
+    assert cont.value == 1.0
 
 
 def test_math_and_match_read_the_same_answer_tag() -> None:

@@ -15,8 +15,10 @@ stops there. So ``<think>...the answer is 5`` (a response cut off, or one that n
 thinking) has an empty final text, as a chat template's reasoning parser would show it, and an
 answer written inside unclosed thinking is no answer. Text before a think block that is later
 closed is thinking's prelude and not part of the final text. A response with no think tag is
-all final text. (A prompt that already opened the think block cannot be seen from the response:
-such a response without ``</think>`` is read as all final text.)
+all final text, unless its prompt opened the thinking: a chat template that ends the prompt with
+``<think>`` (`prompt_opens_think`: the prompt's text ends with an opening think tag) makes the
+response begin inside the think block, so without a closing tag it is all thinking (`opened`).
+A prompt given as chat messages holds no template, so it opens nothing.
 
 **Fenced blocks** (`fenced_blocks`) open with three backticks and an info string to the end of
 that line (the language is its first word, lowercased) and end at the next three backticks;
@@ -92,22 +94,57 @@ class ThinkSplit:
     unclosed: bool
 
 
-def split_think(text: str, tag: str = THINK) -> ThinkSplit:
-    """The final text of a response and how its thinking ended (see the module rules)."""
+def split_think(text: str, tag: str = THINK, *, opened: bool = False) -> ThinkSplit:
+    """The final text of a response and how its thinking ended (see the module rules).
+    `opened`: the response begins inside a think block (its prompt opened it)."""
     check_tag_name(tag)
     start = 0
+    closed = False
     if "<" in text:
         for m in _tag_rx(tag, "/").finditer(text):
-            start = m.end()
-    closed = start > 0
+            start, closed = m.end(), True
     opening = _tag_rx(tag, "").search(text, start) if "<" in text else None
+    if opened and not closed:
+        return ThinkSplit("", 0, 0, False, True)
     stop = opening.start() if opening is not None else len(text)
     return ThinkSplit(text[start:stop], start, stop, closed, opening is not None)
 
 
-def after_think(text: str, tag: str = THINK) -> str:
+@functools.lru_cache(maxsize=64)
+def _prefill_rx(name: str) -> re.Pattern[str]:
+    return re.compile(r"<[ \t]*" + re.escape(name) + r"[ \t]*>\s*\Z", re.IGNORECASE)
+
+
+def prompt_opens_think(prompt_text: str, tag: str = THINK) -> bool:
+    r"""Whether a prompt ends with an opening think tag (only whitespace after it), as a chat
+    template that prefills ``<think>`` renders it: its response begins inside the thinking.
+
+    >>> prompt_opens_think("<|im_start|>assistant\n<think>\n")
+    True
+    >>> prompt_opens_think("What does <think> mean in a chat template?")
+    False
+    """
+    check_tag_name(tag)
+    tail = prompt_text[-256:]
+    return "<" in tail and _prefill_rx(tag).search(tail) is not None
+
+
+def final_text(response_text: str, prompt_text: str = "", tag: str = THINK) -> str:
+    r"""The text the rewards grade: the final text of the response (`after_think`), read as
+    beginning inside the thinking when its prompt opened it (`prompt_opens_think`).
+
+    >>> final_text("so 2 + 2 = 4</think>The answer is 4.", "Question: 2 + 2?\n<think>\n")
+    'The answer is 4.'
+    >>> final_text("so the answer is 4", "Question: 2 + 2?\n<think>\n")
+    ''
+    """
+    return split_think(response_text, tag, opened=prompt_opens_think(prompt_text, tag)).final
+
+
+def after_think(text: str, tag: str = THINK, *, opened: bool = False) -> str:
     """The final text of a response: after its last closing think tag, up to an opening think
-    tag that is never closed; the whole text when it has no think tag.
+    tag that is never closed; the whole text when it has no think tag (nothing when `opened`,
+    the response beginning inside a think block, and no tag closes it).
 
     >>> after_think("<think>2 + 2 is 4</think>The answer is 4.")
     'The answer is 4.'
@@ -116,7 +153,7 @@ def after_think(text: str, tag: str = THINK) -> str:
     >>> after_think("<think>the answer is 4")
     ''
     """
-    return split_think(text, tag).final
+    return split_think(text, tag, opened=opened).final
 
 
 def tag_content(text: str, tag: str = ANSWER) -> str | None:

@@ -319,10 +319,12 @@ def check_order(order: Sequence[str]) -> tuple[str, ...]:
 
 
 def extract(text: str, order: Sequence[str] = DEFAULT_ORDER, *,
-            strip_think: bool = True) -> Extraction | None:
-    """The final answer of a response, by the first extractor in `order` that finds one."""
+            strip_think: bool = True, opened: bool = False) -> Extraction | None:
+    """The final answer of a response, by the first extractor in `order` that finds one; with
+    `strip_think`, in its final text (`rewardlab.core.text`; `opened`: the prompt opened the
+    thinking)."""
     if strip_think:
-        text = after_think(text)
+        text = after_think(text, opened=opened)
     for i, name in enumerate(order):
         found = _FUNCS[name](text)
         if found is not None and found.strip():

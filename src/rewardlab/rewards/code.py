@@ -88,7 +88,7 @@ from typing import Any, Literal
 
 from rewardlab.core.reward import check_timeout, reward
 from rewardlab.core.settings import splice
-from rewardlab.core.text import after_think, last_fence
+from rewardlab.core.text import after_think, last_fence, prompt_opens_think
 from rewardlab.core.types import Score
 from rewardlab.runtime.current import current_runtime
 from rewardlab.sandbox import (
@@ -353,14 +353,16 @@ def prompt_helpers(prefix: str, entry_point: str | None, test_code: Sequence[str
 
 # -- programs from responses -------------------------------------------------------------------
 
-def extract_code(text: str, *, extract: Extract = "auto", strip_think: bool = True) -> str | None:
+def extract_code(text: str, *, extract: Extract = "auto", strip_think: bool = True,
+                 opened: bool = False) -> str | None:
     """The program in a response: the last fenced Python block (an untagged block if none is
     tagged), or the whole text (`extract="raw"`, or `"auto"` without fences). None when
     `extract="fence"` finds no block. With `strip_think`, only the final text counts (after
-    the last ``</think>``, nothing after an unclosed ``<think>``; see `rewardlab.core.text`,
-    which also defines the fences)."""
+    the last ``</think>``, nothing after an unclosed ``<think>``, all of it thinking without a
+    ``</think>`` when `opened`, its prompt having opened the think block; see
+    `rewardlab.core.text`, which also defines the fences)."""
     if strip_think:
-        text = after_think(text)
+        text = after_think(text, opened=opened)
     if extract == "raw":
         return text
     fence = last_fence(text, _PY_TAGS)
@@ -612,7 +614,7 @@ def _details(suite: CodeSuite, ev: Evaluation, **extra: Any) -> dict[str, Any]:
 
 
 async def _prepare_and_run(response_text: str, reference: Any, metadata: dict[str, Any],
-                           settings: CodeSettings, options: RunOptions
+                           settings: CodeSettings, options: RunOptions, prompt_text: str = ""
                            ) -> tuple[CodeSuite, Evaluation | None] | Score:
     """The suite and the candidate's evaluation, or the score to return straight away.
     The evaluation is None when the response holds no program (a score of 0 by the caller)."""
@@ -622,7 +624,8 @@ async def _prepare_and_run(response_text: str, reference: Any, metadata: dict[st
         suite = parse_reference(reference, metadata)
     except (ValueError, SyntaxError, TypeError, KeyError, AttributeError) as exc:
         return Score.error(f"unusable reference: {type(exc).__name__}: {exc}")
-    code = extract_code(response_text, extract=settings.extract, strip_think=settings.strip_think)
+    code = extract_code(response_text, extract=settings.extract, strip_think=settings.strip_think,
+                        opened=settings.strip_think and prompt_opens_think(prompt_text))
     if code is None or not code.strip():
         return suite, None
     program = build_program(code, suite, settings.prepend)
@@ -726,7 +729,8 @@ MAX_RUN_SECONDS = 300.0
 
 @reward(range=(0, 1), **_IO)  # type: ignore[arg-type]
 @with_code_settings
-async def code_pass(response_text: str, reference: Any, metadata: dict[str, Any], *,
+async def code_pass(response_text: str, reference: Any, metadata: dict[str, Any],
+                    prompt_text: str = "", *,
                     stop_on_fail: bool = True, **settings: Any) -> Score:
     r"""1 if the program passes every test, else 0 (higher is better); per-test results in
     details.
@@ -747,7 +751,7 @@ async def code_pass(response_text: str, reference: Any, metadata: dict[str, Any]
     """
     s = CodeSettings(**settings)
     out = await _prepare_and_run(response_text, reference, metadata, s,
-                                 s.run_options(stop_on_fail))
+                                 s.run_options(stop_on_fail), prompt_text)
     if isinstance(out, Score):
         return out
     suite, ev = out
@@ -759,7 +763,7 @@ async def code_pass(response_text: str, reference: Any, metadata: dict[str, Any]
 @reward(range=(0, 1), **_IO)  # type: ignore[arg-type]
 @with_code_settings
 async def code_pass_fraction(response_text: str, reference: Any, metadata: dict[str, Any],
-                             **settings: Any) -> Score:
+                             prompt_text: str = "", **settings: Any) -> Score:
     r"""The fraction of tests the program passes, in [0, 1] (higher is better); per-test
     results in details. Options as `CodeSettings`.
 
@@ -772,7 +776,8 @@ async def code_pass_fraction(response_text: str, reference: Any, metadata: dict[
     (0.5, [True, False])
     """
     s = CodeSettings(**settings)
-    out = await _prepare_and_run(response_text, reference, metadata, s, s.run_options(False))
+    out = await _prepare_and_run(response_text, reference, metadata, s, s.run_options(False),
+                                 prompt_text)
     if isinstance(out, Score):
         return out
     suite, ev = out
@@ -804,7 +809,8 @@ def difficulty_weights(suite: CodeSuite, reference_passes: list[list[bool]] | No
 
 @reward(range=(0, 1), **_IO)  # type: ignore[arg-type]
 @with_code_settings
-async def code_pass_weighted(response_text: str, reference: Any, metadata: dict[str, Any], *,
+async def code_pass_weighted(response_text: str, reference: Any, metadata: dict[str, Any],
+                             prompt_text: str = "", *,
                              partial: float = 0.5, floor: float = 0.1,
                              **settings: Any) -> Score:
     r"""Difficulty-weighted partial credit in [0, 1] (VeRPO-style, higher is better): 1 if all
@@ -833,7 +839,7 @@ async def code_pass_weighted(response_text: str, reference: Any, metadata: dict[
         raise ValueError("floor must be positive")
     s = CodeSettings(**settings)
     options = s.run_options(False)
-    out = await _prepare_and_run(response_text, reference, metadata, s, options)
+    out = await _prepare_and_run(response_text, reference, metadata, s, options, prompt_text)
     if isinstance(out, Score):
         return out
     suite, ev = out
@@ -860,7 +866,8 @@ async def code_pass_weighted(response_text: str, reference: Any, metadata: dict[
 
 @reward(range=(0, 1), **_IO)  # type: ignore[arg-type]
 @with_code_settings
-async def code_efficiency(response_text: str, reference: Any, metadata: dict[str, Any], *,
+async def code_efficiency(response_text: str, reference: Any, metadata: dict[str, Any],
+                          prompt_text: str = "", *,
                           bonus: float = 0.2, max_speedup: float = 4.0,
                           min_seconds: float = 1e-3, **settings: Any) -> Score:
     r"""Correctness with a runtime bonus (ACECode-style) in [0, 1], higher is better: 0 unless
@@ -894,7 +901,7 @@ async def code_efficiency(response_text: str, reference: Any, metadata: dict[str
         raise ValueError("max_speedup must be greater than 1")
     s = CodeSettings(**settings)
     options = s.run_options(True)
-    out = await _prepare_and_run(response_text, reference, metadata, s, options)
+    out = await _prepare_and_run(response_text, reference, metadata, s, options, prompt_text)
     if isinstance(out, Score):
         return out
     suite, ev = out

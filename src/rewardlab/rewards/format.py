@@ -18,10 +18,11 @@ from rewardlab.core.reward import reward
 from rewardlab.core.settings import splice
 from rewardlab.core.text import (
     Tag,
-    after_think,
     check_tag_name,
+    final_text,
     iter_tags,
     last_fence,
+    prompt_opens_think,
     split_think,
 )
 from rewardlab.core.types import Score
@@ -54,7 +55,7 @@ def _compile(pattern: str, flags: str) -> re.Pattern[str]:
 
 
 @reward(range=(0, 1), kind="cpu", timeout=5.0)
-def regex_match(response_text: str, *, pattern: str,
+def regex_match(response_text: str, prompt_text: str = "", *, pattern: str,
                 mode: Literal["search", "match", "fullmatch"] = "search", flags: str = "",
                 strip_think: bool = False) -> Score:
     r"""1 if the response matches the regular expression `pattern`, else 0 (higher is better).
@@ -77,7 +78,7 @@ def regex_match(response_text: str, *, pattern: str,
     if mode not in ("search", "match", "fullmatch"):
         raise ValueError(f"mode must be search, match or fullmatch, not {mode!r}")
     rx = _compile(pattern, flags)
-    text = after_think(response_text) if strip_think else response_text
+    text = final_text(response_text, prompt_text) if strip_think else response_text
     m = getattr(rx, mode)(text)
     if m is None:
         return Score.of(0.0, details={"problem": f"no {mode} of the pattern"})
@@ -146,7 +147,7 @@ def _lenient_format(text: str, think: str, answer: str) -> str | None:
 
 
 @reward(range=(0, 1))
-def think_answer_format(response_text: str, *, mode: Literal["strict", "lenient"] = "strict",
+def think_answer_format(response_text: str, prompt_text: str = "", *, mode: Literal["strict", "lenient"] = "strict",
                         think_tag: str = "think", answer_tag: str = "answer",
                         prefilled_think: bool = False) -> Score:
     r"""1 if the response has the <think>...</think><answer>...</answer> structure, else 0.
@@ -161,7 +162,8 @@ def think_answer_format(response_text: str, *, mode: Literal["strict", "lenient"
     every reward reads as tags (``</THINK>``, ``</ think>``: see `rewardlab.core.text`) count as
     tags: strict mode fails on them.
     `prefilled_think` is for chat templates that end the prompt with ``<think>``: the
-    response is read as if it began with that tag.
+    response is read as if it began with that tag (also done, without the parameter, when the
+    sample's prompt text ends with that tag: `rewardlab.core.text.prompt_opens_think`).
 
     >>> from rewardlab import Sample
     >>> from rewardlab.rewards.format import think_answer_format
@@ -176,7 +178,7 @@ def think_answer_format(response_text: str, *, mode: Literal["strict", "lenient"
     if think_tag == answer_tag:
         raise ValueError("think_tag and answer_tag must differ")
     text = response_text.strip()
-    if prefilled_think:
+    if prefilled_think or prompt_opens_think(prompt_text, think_tag):
         text = f"<{think_tag}>" + text
     if mode == "strict":
         problem = _strict_format(text, think_tag, answer_tag)
@@ -271,8 +273,8 @@ class JsonSource:
         if self.extract not in ("auto", "fence", "raw", "embedded"):
             raise ValueError(f"extract must be auto, fence, raw or embedded, not {self.extract!r}")
 
-    def find(self, response_text: str) -> ParsedJSON:
-        final = after_think(response_text) if self.strip_think else response_text
+    def find(self, response_text: str, prompt_text: str = "") -> ParsedJSON:
+        final = final_text(response_text, prompt_text) if self.strip_think else response_text
         if final == response_text:
             return extract_json(response_text, self.extract)
         parsed = extract_json(final, self.extract)
@@ -295,7 +297,7 @@ def _trivial(value: Any) -> bool:
 
 @reward(range=(0, 1))
 @with_json_source
-def json_valid(response_text: str, *, allow_trivial: bool = False, **settings: Any) -> Score:
+def json_valid(response_text: str, prompt_text: str = "", *, allow_trivial: bool = False, **settings: Any) -> Score:
     r"""1 if the response is (or fences) a valid JSON document, else 0 (higher is better).
 
     Where the document is looked for is `JsonSource` (`extract`, see `extract_json`: by
@@ -312,7 +314,7 @@ def json_valid(response_text: str, *, allow_trivial: bool = False, **settings: A
     >>> valid(Sample(response='{"city": "Paris",}')).details["problem"]
     'invalid JSON: Expecting property name enclosed in double quotes at line 1 column 18'
     """
-    parsed = JsonSource(**settings).find(response_text)
+    parsed = JsonSource(**settings).find(response_text, prompt_text)
     if not parsed.ok:
         return Score.of(0.0, details={"problem": parsed.problem})
     if not allow_trivial and _trivial(parsed.value):
@@ -376,7 +378,7 @@ def _pointer(path: Any) -> str:
 
 @reward(range=(0, 1), kind="cpu", timeout=10.0)
 @with_json_source
-def json_schema(response_text: str, reference: Any, *, schema: Any = None,
+def json_schema(response_text: str, reference: Any, prompt_text: str = "", *, schema: Any = None,
                 partial: bool = False, check_formats: bool = False,
                 max_errors: int = 20, **settings: Any) -> Score:
     r"""1 if the response's JSON conforms to the schema, else 0 or partial credit (higher is better).
@@ -411,7 +413,7 @@ def json_schema(response_text: str, reference: Any, *, schema: Any = None,
     else:
         return Score.abstain("no schema: set the schema parameter or give a reference")
     validator = _validator(schema_json, check_formats)
-    parsed = JsonSource(**settings).find(response_text)
+    parsed = JsonSource(**settings).find(response_text, prompt_text)
     if not parsed.ok:
         return Score.of(0.0, details={"problem": parsed.problem, "errors": []})
     instance = parsed.value

@@ -229,7 +229,8 @@ def _cosine_range(p: dict[str, Any]) -> tuple[float, float]:
 
 @reward(range=_cosine_range)
 @with_length_settings
-def cosine_length(response_text: str, reference: Any, metadata: dict[str, Any], *,
+def cosine_length(response_text: str, reference: Any, metadata: dict[str, Any],
+                  prompt_text: str = "", *,
                   max_length: int = 4096, r0_correct: float = 0.2, rL_correct: float = 0.1,
                   r0_wrong: float = -1.0, rL_wrong: float = 0.0, exceed: float = -1.0,
                   correct_key: str = "correct", check_answer: bool = True,
@@ -270,7 +271,7 @@ def cosine_length(response_text: str, reference: Any, metadata: dict[str, Any], 
     elif check_answer and reference is not None:
         from rewardlab.rewards.match import exact_match
 
-        verdict = exact_match.fn(response_text, reference)
+        verdict = exact_match.fn(response_text, reference, prompt_text)
         if isinstance(verdict, Score):
             if not verdict.ok:
                 return verdict

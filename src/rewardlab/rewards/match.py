@@ -7,7 +7,7 @@ import unicodedata
 from typing import Any
 
 from rewardlab.core.reward import reward
-from rewardlab.core.text import after_think, check_tag_name, tag_content
+from rewardlab.core.text import check_tag_name, final_text, tag_content
 from rewardlab.core.types import Score
 
 # Dashes and minus signs that NFKC leaves alone: all read as "-" (a sign must survive).
@@ -60,17 +60,17 @@ def _references(reference: Any) -> list[str]:
 
 
 @reward(range=(0, 1))
-def exact_match(response_text: str, reference: Any, *, normalize: bool = True,
+def exact_match(response_text: str, reference: Any, prompt_text: str = "", *, normalize: bool = True,
                 strip_think: bool = True, answer_tag: str | None = "answer") -> float | Score:
     r"""1 if the response equals the reference (any of several) after normalisation, else 0.
 
     `normalize` applies `normalize_text` (case, spacing, prose punctuation and articles; signs,
     decimal points, exponents and brackets are kept); without it only surrounding whitespace is
     trimmed. `strip_think` compares only the final text (after the last ``</think>``; nothing
-    after an unclosed ``<think>``: see `rewardlab.core.text`); with `answer_tag` set, a response
-    whose final text holds an ``<answer>...</answer>`` block is compared by the content of its
-    last such block. Abstains when the sample has no reference; a reference
-    that is empty after normalisation is a data problem, scored ``error`` (never a match).
+    after an unclosed ``<think>``, or one the prompt ends with: see `rewardlab.core.text`);
+    with `answer_tag` set, a response whose final text holds an ``<answer>...</answer>`` block
+    is compared by the content of its last such block. Abstains when the sample has no
+    reference; a reference that is empty after normalisation is a data problem, scored ``error`` (never a match).
     For math answers use `math_answer`, which compares values (``0.5`` equals ``1/2``).
 
     >>> from rewardlab import Sample
@@ -84,7 +84,7 @@ def exact_match(response_text: str, reference: Any, *, normalize: bool = True,
     """
     if reference is None:
         return Score.abstain("no reference to compare with")
-    text = after_think(response_text) if strip_think else response_text
+    text = final_text(response_text, prompt_text) if strip_think else response_text
     if answer_tag:
         tagged = tag_content(text, check_tag_name(answer_tag, "answer_tag"))
         if tagged is not None:

@@ -26,6 +26,7 @@ from fractions import Fraction
 from typing import Any, Literal
 
 from rewardlab.core.reward import reward
+from rewardlab.core.text import prompt_opens_think
 from rewardlab.core.types import Sample, Score, Status
 from rewardlab.rewards._math_compare import FastComparator, Tri, equal, scalars
 from rewardlab.rewards._math_extract import (
@@ -247,7 +248,8 @@ def _first_pass(sample: Sample, order: tuple[str, ...], no_answer: str, strip_th
         golds = gold_answers(sample.reference)
     except (TypeError, ValueError) as exc:
         return Score.error(f"bad reference: {exc}")
-    found = extract(sample.response_text, order, strip_think=strip_think)
+    found = extract(sample.response_text, order, strip_think=strip_think,
+                    opened=strip_think and prompt_opens_think(sample.prompt_text))
     if found is None:
         details = {"extracted": None, "gold": golds[0] if len(golds) == 1 else golds}
         if no_answer == "abstain":
@@ -300,7 +302,9 @@ def math_answer(samples: list[Sample], *, extract_order: Sequence[str] = DEFAULT
     ``####``), a solution with a ``\boxed{}`` answer, or a list of acceptable answers. The
     answer is extracted by `extract_order` (default: ``<answer>`` tag, ``\boxed{}`` unless a
     final answer is stated after it, ``####``, "the answer is", the last math expression, last
-    number). Numbers compare exactly (`precision`: equal when they agree rounded to that many
+    number), in the final text of the response (`strip_think`: after the thinking, read as
+    `rewardlab.core.text` says, a prompt ending with ``<think>`` opening it). Numbers compare
+    exactly (`precision`: equal when they agree rounded to that many
     decimal places). Extraction and the fast path run in this process; only
     pairs they cannot settle go to sympy in worker processes, each limited to `timeout`
     seconds. No infinite, undefined or overflowing value equals anything. `details` holds the

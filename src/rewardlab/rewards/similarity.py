@@ -2,7 +2,8 @@
 
 The reference is a text or a list of texts (several references are allowed by all three);
 a sample without one abstains. By default only the response's final text is scored (after its
-last ``</think>``, nothing after an unclosed ``<think>``: see `rewardlab.core.text`).
+last ``</think>``, nothing after an unclosed ``<think>`` or one its prompt ends with: see
+`rewardlab.core.text`).
 BLEU as a reward for instruction following is BLEUBERI (Chang et al. 2025, "BLEUBERI: BLEU
 is a surprisingly effective reward for instruction following").
 """
@@ -14,7 +15,7 @@ import re
 from typing import Any
 
 from rewardlab.core.reward import reward
-from rewardlab.core.text import after_think
+from rewardlab.core.text import final_text
 from rewardlab.core.types import Score
 
 
@@ -53,7 +54,7 @@ def _chrf(char_order: int, word_order: int, beta: int, lowercase: bool, whitespa
 
 
 @reward(range=(0, 1))
-def bleu(response_text: str, reference: Any, *, tokenize: str = "13a",
+def bleu(response_text: str, reference: Any, prompt_text: str = "", *, tokenize: str = "13a",
          smooth_method: str = "exp", smooth_value: float | None = None,
          lowercase: bool = False, max_ngram_order: int = 4, strip_think: bool = True) -> Score:
     """Sentence BLEU against the reference(s) (sacrebleu), scaled to [0, 1]; higher is better.
@@ -75,7 +76,7 @@ def bleu(response_text: str, reference: Any, *, tokenize: str = "13a",
     refs = references(reference)
     if isinstance(refs, Score):
         return refs
-    text = after_think(response_text) if strip_think else response_text
+    text = final_text(response_text, prompt_text) if strip_think else response_text
     result = _bleu(tokenize, smooth_method, smooth_value, lowercase,
                    max_ngram_order).sentence_score(text, refs)
     return Score.of(min(1.0, max(0.0, result.score / 100.0)), details={
@@ -84,7 +85,7 @@ def bleu(response_text: str, reference: Any, *, tokenize: str = "13a",
 
 
 @reward(range=(0, 1))
-def chrf(response_text: str, reference: Any, *, char_order: int = 6, word_order: int = 0,
+def chrf(response_text: str, reference: Any, prompt_text: str = "", *, char_order: int = 6, word_order: int = 0,
          beta: int = 2, lowercase: bool = False, whitespace: bool = False,
          strip_think: bool = True) -> Score:
     """Sentence chrF against the reference(s) (sacrebleu), scaled to [0, 1]; higher is better.
@@ -107,7 +108,7 @@ def chrf(response_text: str, reference: Any, *, char_order: int = 6, word_order:
     refs = references(reference)
     if isinstance(refs, Score):
         return refs
-    text = after_think(response_text) if strip_think else response_text
+    text = final_text(response_text, prompt_text) if strip_think else response_text
     result = _chrf(char_order, word_order, beta, lowercase, whitespace).sentence_score(text, refs)
     return Score.of(min(1.0, max(0.0, result.score / 100.0)))
 
@@ -157,7 +158,7 @@ def rouge_l_scores(hypothesis: list[str], reference: list[str]) -> tuple[float, 
 
 
 @reward(range=(0, 1))
-def rouge_l(response_text: str, reference: Any, *, lowercase: bool = True,
+def rouge_l(response_text: str, reference: Any, prompt_text: str = "", *, lowercase: bool = True,
             strip_think: bool = True) -> Score:
     """ROUGE-L F1 of the response against the reference(s), in [0, 1] (higher is better).
 
@@ -177,7 +178,7 @@ def rouge_l(response_text: str, reference: Any, *, lowercase: bool = True,
     refs = references(reference)
     if isinstance(refs, Score):
         return refs
-    text = after_think(response_text) if strip_think else response_text
+    text = final_text(response_text, prompt_text) if strip_think else response_text
     hyp = rouge_tokens(text, lowercase)
     best = (-1.0, 0.0, 0.0, 0)
     for i, ref in enumerate(refs):

@@ -38,7 +38,7 @@ from typing import Any, Literal
 
 from rewardlab.core.reward import reward
 from rewardlab.core.settings import splice
-from rewardlab.core.text import after_think, fenced_blocks
+from rewardlab.core.text import fenced_blocks, final_text
 from rewardlab.core.types import Score
 
 # -- extraction ----------------------------------------------------------------------------------
@@ -46,11 +46,11 @@ from rewardlab.core.types import Score
 _SQL_LANGS = {"sql", "sqlite", "postgresql", "mysql", "postgres"}
 
 
-def extract_sql(text: str) -> str | None:
+def extract_sql(text: str, prompt_text: str = "") -> str | None:
     """The SQL in a model response: the last ```sql fenced block, else the last fenced block
     of any language, else the whole text, read from the final text (after the thinking: see
     `rewardlab.core.text`); None if empty."""
-    text = after_think(text)
+    text = final_text(text, prompt_text)
     blocks = fenced_blocks(text)
     sql_blocks = [b.body for b in blocks if b.lang in _SQL_LANGS]
     if sql_blocks:
@@ -629,7 +629,7 @@ with_run = splice(SqlRun)
 
 
 def _execute_pair(response_text: str, reference: Any, metadata: Mapping[str, Any] | None,
-                  run: SqlRun) -> _Exec:
+                  run: SqlRun, prompt_text: str = "") -> _Exec:
     db_path, db_dir, time_budget, max_rows = run.db_path, run.db_dir, run.time_budget, run.max_rows
     timeout_value, cpu_budget = run.timeout_value, run.cpu_budget
     gold_sql = _gold_sql(reference)
@@ -641,7 +641,7 @@ def _execute_pair(response_text: str, reference: Any, metadata: Mapping[str, Any
     gold = _gold_result(db, gold_sql, time_budget, max_rows)
     if not gold.ok:
         return _Exec(Score.error(f"the gold query failed ({gold.kind}): {gold.message}"))
-    sql = extract_sql(response_text)
+    sql = extract_sql(response_text, prompt_text)
     if sql is None:
         return _Exec(None, gold=gold, gold_sql=gold_sql, db=db)
     pred = run_query(db, sql, time_budget=time_budget, max_rows=max_rows,
@@ -684,7 +684,7 @@ def _reason(ex: _Exec) -> str | None:
 @reward(range=(0, 1), kind="cpu", timeout=60.0)
 @with_run
 def sql_execution(response_text: str, reference: Any, metadata: dict[str, Any],
-                  **settings: Any) -> Score:
+                  prompt_text: str = "", **settings: Any) -> Score:
     r"""1 if the predicted SQL returns the gold query's result on the database, else 0.
 
     Rows compare as multisets, as sequences when the gold query has a top-level ORDER BY.
@@ -718,7 +718,7 @@ def sql_execution(response_text: str, reference: Any, metadata: dict[str, Any],
     >>> tmp.cleanup()
     """
     run = SqlRun(**settings)
-    ex = _execute_pair(response_text, reference, metadata, run)
+    ex = _execute_pair(response_text, reference, metadata, run, prompt_text)
     if ex.score is not None:
         return ex.score
     value = 1.0 if ex.match else 0.0
@@ -730,7 +730,8 @@ def sql_execution(response_text: str, reference: Any, metadata: dict[str, Any],
 
 @reward(range=(0, 1))
 @with_database
-def sql_syntax(response_text: str, metadata: dict[str, Any], **settings: Any) -> Score:
+def sql_syntax(response_text: str, metadata: dict[str, Any], prompt_text: str = "",
+               **settings: Any) -> Score:
     r"""1 if the predicted SQL compiles, read-only, against the database schema, else 0.
 
     It must be one read-only statement with valid syntax naming known tables and columns; it is
@@ -760,7 +761,7 @@ def sql_syntax(response_text: str, metadata: dict[str, Any], **settings: Any) ->
     db = SqlDatabase(**settings).resolve(metadata)
     if isinstance(db, str):
         return Score.error(db)
-    sql = extract_sql(response_text)
+    sql = extract_sql(response_text, prompt_text)
     if sql is None:
         return Score.of(0.0, reason="no SQL found in the response")
     ok, message = explain_ok(db, sql)
@@ -781,7 +782,7 @@ def _schema_for(metadata: Mapping[str, Any] | None, where: SqlDatabase
 @reward(range=(0, 1))
 @with_database
 def sql_schema_linking(response_text: str, reference: Any, metadata: dict[str, Any],
-                       **settings: Any) -> Score:
+                       prompt_text: str = "", **settings: Any) -> Score:
     """Jaccard similarity in [0, 1] of the tables and columns used by predicted and gold SQL.
 
     Higher is closer. The schema comes from metadata 'schema' ({table: [columns]}) or the
@@ -804,7 +805,7 @@ def sql_schema_linking(response_text: str, reference: Any, metadata: dict[str, A
     schema = _schema_for(metadata, SqlDatabase(**settings))
     if isinstance(schema, str):
         return Score.error(schema)
-    sql = extract_sql(response_text)
+    sql = extract_sql(response_text, prompt_text)
     if sql is None:
         return Score.of(0.0, reason="no SQL found in the response")
     pred_items, gold_items = schema_items(sql, schema), schema_items(gold_sql, schema)
@@ -813,7 +814,7 @@ def sql_schema_linking(response_text: str, reference: Any, metadata: dict[str, A
 
 
 @reward(range=(0, 1))
-def sql_ngram(response_text: str, reference: Any, *, n: int = 2) -> Score:
+def sql_ngram(response_text: str, reference: Any, prompt_text: str = "", *, n: int = 2) -> Score:
     """Jaccard similarity in [0, 1] of the SQL token n-grams of predicted and gold queries.
 
     Higher is closer; needs no database. A fixed query full of common SQL earns it without
@@ -830,7 +831,7 @@ def sql_ngram(response_text: str, reference: Any, *, n: int = 2) -> Score:
     gold_sql = _gold_sql(reference)
     if gold_sql is None:
         return Score.abstain("no gold SQL in the reference")
-    sql = extract_sql(response_text)
+    sql = extract_sql(response_text, prompt_text)
     if sql is None:
         return Score.of(0.0, reason="no SQL found in the response")
     return Score.of(ngram_similarity(sql, gold_sql, n))
@@ -863,7 +864,8 @@ def result_overlap(pred: list[tuple[Any, ...]], gold: list[tuple[Any, ...]]) -> 
 
 @reward(range=(0, 1), kind="cpu", timeout=60.0)
 @with_run
-def sql_partial(response_text: str, reference: Any, metadata: dict[str, Any], *,
+def sql_partial(response_text: str, reference: Any, metadata: dict[str, Any],
+                prompt_text: str = "", *,
                 n: int = 2, weights: dict[str, float] | None = None,
                 full_credit_on_match: bool = True, **settings: Any) -> Score:
     r"""Execution match with partial credit in [0, 1] that a question-blind query cannot earn.
@@ -911,7 +913,7 @@ def sql_partial(response_text: str, reference: Any, metadata: dict[str, Any], *,
     if total <= 0 or any(v < 0 for v in w.values()):
         return Score.error("weights must be non-negative with a positive sum")
     run = SqlRun(**settings)
-    ex = _execute_pair(response_text, reference, metadata, run)
+    ex = _execute_pair(response_text, reference, metadata, run, prompt_text)
     if ex.score is not None:
         return ex.score
     assert ex.gold_sql is not None and ex.db is not None and ex.gold is not None

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rewardlab.core.reward import reward
-from rewardlab.core.text import after_think, fenced_blocks
+from rewardlab.core.text import after_think, fenced_blocks, prompt_opens_think
 from rewardlab.core.types import Message, Score, Turn
 
 # -- parsing -------------------------------------------------------------------------------------
@@ -164,14 +164,16 @@ def _unfenced(text: str) -> str:
     return text
 
 
-def parse_text(text: str, turn: int = 0, out: Parsed | None = None) -> Parsed:
+def parse_text(text: str, turn: int = 0, out: Parsed | None = None, *,
+               opened: bool = False) -> Parsed:
     """Calls in one assistant text: ``<tool_call>`` blocks, else a bare (or fenced) JSON call
     or list of calls making up the whole text, else call objects (``{"name": ...}``) written
     inside prose. Prose without one holds no call; a call that does not parse, or a stray
     ``</tool_call>``, is a format error. Only the final text is read (after the thinking: see
-    `rewardlab.core.text`); a text that is all thinking says nothing."""
+    `rewardlab.core.text`; `opened`: the prompt opened the thinking); a text that is all
+    thinking says nothing."""
     out = out if out is not None else Parsed()
-    text = after_think(text)
+    text = after_think(text, opened=opened)
     if text.strip():
         out.content = True
     if _CLOSE in text and _OPEN not in text:
@@ -215,9 +217,12 @@ def _as_dict(m: Any) -> dict[str, Any]:
     raise TypeError(f"expected a message, got {type(m).__name__}")
 
 
-def parse_tool_calls(response: Any, trajectory: Sequence[Any] | None = None) -> Parsed:
+def parse_tool_calls(response: Any, trajectory: Sequence[Any] | None = None,
+                     prompt_text: str = "") -> Parsed:
     """All calls in a response (text, or messages) or, when given, a trajectory; each
-    assistant message or turn is one turn (its ``tool_calls``, else its text)."""
+    assistant message or turn is one turn (its ``tool_calls``, else its text). A text response
+    whose prompt text ends with ``<think>`` begins inside the thinking
+    (`rewardlab.core.text.prompt_opens_think`)."""
     out = Parsed()
     turns: list[dict[str, Any]] | None = None
     if trajectory:
@@ -226,7 +231,8 @@ def parse_tool_calls(response: Any, trajectory: Sequence[Any] | None = None) -> 
         turns = [_as_dict(m) for m in response]
     if turns is None:
         out.turns = 1
-        return parse_text(response if isinstance(response, str) else str(response), 0, out)
+        return parse_text(response if isinstance(response, str) else str(response), 0, out,
+                          opened=prompt_opens_think(prompt_text))
     for t in turns:
         if t.get("role", "assistant") != "assistant":
             continue
@@ -517,7 +523,8 @@ def _format_failure(parsed: Parsed) -> Score:
 
 
 @reward(range=(0, 1), granularity="turn")
-def tool_call_match(response: Any, reference: Any, trajectory: list[Turn] | None, *,
+def tool_call_match(response: Any, reference: Any, trajectory: list[Turn] | None,
+                    prompt_text: str = "", *,
                     exact: bool = False, rel_tol: float = 1e-6, abs_tol: float = 1e-9,
                     normalize_strings: bool = True, strict_names: bool = False) -> Score:
     """Agreement in [0, 1] of the model's tool calls with the expected calls; higher is better.
@@ -552,7 +559,7 @@ def tool_call_match(response: Any, reference: Any, trajectory: list[Turn] | None
         expected = expected_calls(reference)
     except (ValueError, KeyError) as exc:
         return Score.error(f"bad reference: {exc}")
-    parsed = parse_tool_calls(response, trajectory)
+    parsed = parse_tool_calls(response, trajectory, prompt_text)
     if parsed.errors or not parsed.content:
         return _format_failure(parsed)
     opt = MatchOptions(rel_tol, abs_tol, normalize_strings)
@@ -600,7 +607,7 @@ def tool_call_match(response: Any, reference: Any, trajectory: list[Turn] | None
 
 
 @reward(range=(0, 1))
-def tool_call_format(response: Any, trajectory: list[Turn] | None) -> Score:
+def tool_call_format(response: Any, trajectory: list[Turn] | None, prompt_text: str = "") -> Score:
     """1 if every tool call in the response (or trajectory) parses, else 0 with the reason.
 
     A call parses when it has a name and a JSON object of arguments, wherever it is written
@@ -618,7 +625,7 @@ def tool_call_format(response: Any, trajectory: list[Turn] | None) -> Score:
     >>> broken.value, broken.reason[:60]
     (0.0, 'format failure: <tool_call> block: invalid JSON (Expecting p')
     """
-    parsed = parse_tool_calls(response, trajectory)
+    parsed = parse_tool_calls(response, trajectory, prompt_text)
     if parsed.errors or not parsed.content:
         return _format_failure(parsed)
     return Score.of(1.0, details={"calls_parsed": len(parsed.calls)})
