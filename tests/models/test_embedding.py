@@ -204,6 +204,42 @@ def test_ensemble_components_and_aggregates(tiny_st: Path, hh_pairs: list[Prefer
 
 
 @needs_models
+def test_trains_on_sets_and_conversations_read_from_real_rows(tiny_st: Path, shared_data: Path,
+                                                             tmp_path: Path) -> None:
+    """RewardBench 2-style sets and chat-message pairs (built from real HH-RLHF rows) train
+    like dialogue pairs: a set counts as one pair per rejected response."""
+    from rewardlab.core.types import PreferenceSet
+    from rewardlab.io.preferences import read_preferences, split_dialogue
+    from rewardlab.models.embedding import TrainConfig, train_embedding_rm
+
+    with gzip.open(shared_data / HH, "rt", encoding="utf-8") as f:
+        rows = [json.loads(line) for _, line in zip(range(60), f, strict=False)]
+    sets = []
+    for i in range(0, 30, 3):
+        prompt, chosen = split_dialogue(rows[i]["chosen"])
+        sets.append({"prompt": prompt, "chosen": [chosen],
+                     "rejected": [split_dialogue(rows[i + k]["rejected"])[1] for k in range(3)]})
+    chats = [{"prompt": [{"role": "user", "content": f"question {i}"}],
+              "chosen": [{"role": "assistant", "content": split_dialogue(r["chosen"])[1]}],
+              "rejected": [{"role": "assistant", "content": split_dialogue(r["rejected"])[1]}]}
+             for i, r in enumerate(rows[30:])]
+    path = tmp_path / "mixed.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in [*sets, *chats]))
+    data = read_preferences(path)
+    assert data.problems == [] and sum(isinstance(x, PreferenceSet) for x in data.items) == 10
+    pairs, problems = read_pairs(path)
+    assert problems == [] and len(pairs) == 10 * 3 + 30 == len(data.pairs())
+    cfg = TrainConfig(epochs=2, val_fraction=0.0)
+    rm = train_embedding_rm(data.items, cfg, embedder=_embedder(tiny_st, tmp_path / "e.sqlite"))
+    assert rm.report is not None and rm.report.train_size == 60
+    again = train_embedding_rm(pairs, cfg, embedder=_embedder(tiny_st, tmp_path / "e.sqlite"))
+    probe = [p.samples()[0] for p in pairs[:5]]
+    assert [s.value for s in rm.score(probe)] == [s.value for s in again.score(probe)]
+    with pytest.raises(ValueError, match="needs preference pairs"):
+        train_embedding_rm([RatedResponse("p", "r", 1.0)], cfg, embedder=_embedder(tiny_st, False))
+
+
+@needs_models
 def test_reload_refuses_a_different_embedding_model(tiny_st: Path, hh_pairs: list[PreferencePair],
                                                     tmp_path: Path) -> None:
     from rewardlab.models._hf import BUNDLED_EMBEDDING
