@@ -168,4 +168,4 @@ def test_text_module_imports_only_the_standard_library() -> None:
         elif isinstance(node, ast.ImportFrom) and node.module:
             imported.add(node.module.split(".")[0])
     assert "rewardlab" not in imported
-    assert imported <= {"__future__", "functools", "re", "collections", "dataclasses"}
+    assert imported <= {"__future__", "functools", "re", "collections", "dataclasses", "typing"}

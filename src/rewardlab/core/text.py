@@ -37,6 +37,7 @@ import functools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import NamedTuple
 
 THINK = "think"
 ANSWER = "answer"
@@ -56,8 +57,7 @@ def _tag_rx(name: str, kind: str = "/?") -> re.Pattern[str]:
     return re.compile(r"<[ \t]*(" + kind + r")[ \t]*" + re.escape(name) + r"[ \t]*>", re.IGNORECASE)
 
 
-@dataclass(frozen=True)
-class Tag:
+class Tag(NamedTuple):
     """One opening or closing tag found in a text: its span and its exact spelling."""
 
     start: int
@@ -98,11 +98,8 @@ def split_think(text: str, tag: str = THINK, *, opened: bool = False) -> ThinkSp
     """The final text of a response and how its thinking ended (see the module rules).
     `opened`: the response begins inside a think block (its prompt opened it)."""
     check_tag_name(tag)
-    start = 0
-    closed = False
-    if "<" in text:
-        for m in _tag_rx(tag, "/").finditer(text):
-            start, closed = m.end(), True
+    last = _last_tag(text, text[::-1], tag, "/", len(text)) if "<" in text else None
+    start, closed = (last[1], True) if last is not None else (0, False)
     opening = _tag_rx(tag, "").search(text, start) if "<" in text else None
     if opened and not closed:
         return ThinkSplit("", 0, 0, False, True)
@@ -167,24 +164,34 @@ def tag_content(text: str, tag: str = ANSWER) -> str | None:
     check_tag_name(tag)
     if "<" not in text:
         return None
-    end = None
-    for end in _tag_rx(tag, "/").finditer(text):  # noqa: B007 - the last one is wanted
-        pass
+    rev = text[::-1]
+    end = _last_tag(text, rev, tag, "/", len(text))
     if end is None:
         return None
-    start = None
-    for start in _tag_rx(tag, "").finditer(text, 0, end.start()):  # noqa: B007
-        pass
+    start = _last_tag(text, rev, tag, "", end[0])
     if start is None:
         return None
-    return text[start.end() : end.start()]
+    return text[start[1] : end[0]]
+
+
+@functools.lru_cache(maxsize=64)
+def _reversed_rx(name: str, kind: str) -> re.Pattern[str]:
+    """`_tag_rx` written backwards, to find the last tag as the first one of the reversed text."""
+    return re.compile(r">[ \t]*" + re.escape(name[::-1]) + r"[ \t]*(" + kind + r")[ \t]*<",
+                      re.IGNORECASE)
+
+
+def _last_tag(text: str, rev: str, name: str, kind: str, end: int) -> tuple[int, int] | None:
+    """The span of the last tag of `kind` (``/`` closing, empty opening) that ends by `end`;
+    `rev` is `text` reversed (one C-speed search however many tags come before)."""
+    m = _reversed_rx(name, kind).search(rev, len(text) - end)
+    return None if m is None else (len(text) - m.end(), len(text) - m.start())
 
 
 _LANG = re.compile(r"[ \t]*([A-Za-z0-9_+-]*)")
 
 
-@dataclass(frozen=True)
-class Fence:
+class Fence(NamedTuple):
     """One fenced block: its language (the first word of the info string, lowercased; empty
     when untagged), its body, and the span of the whole block (fences included)."""
 
