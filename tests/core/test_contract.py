@@ -24,6 +24,7 @@ import pickle
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,7 @@ def shipped() -> list[RewardDef]:
 
 
 NAMES = [d.info.name for d in shipped()]
+LOADED_AT = time.time()  # every shipped reward's module is imported by now
 MODEL = {d.info.name for d in shipped() if d.info.kind == "model"}
 
 # Valid parameters for rewards that require some (or that need a resource to run). "{model_dir}"
@@ -157,7 +159,12 @@ def test_fingerprint_is_stable(name: str, model_dir: Path,
     a, b = configure(name, model_dir), configure(name, model_dir)
     assert isinstance(a.fingerprint, str) and len(a.fingerprint) >= 16
     assert a.fingerprint == b.fingerprint
-    assert fresh_fingerprints[name] == a.fingerprint, f"{name}: differs in a fresh interpreter"
+    if fresh_fingerprints[name] != a.fingerprint:
+        source = Path(sys.modules[a.definition.fn.__module__].__file__ or "")
+        if source.is_file() and source.stat().st_mtime > LOADED_AT:
+            pytest.skip(f"{source.name} was edited after this process imported it: its code, "
+                        f"and so its fingerprint, differ in a fresh interpreter")
+        pytest.fail(f"{name}: the fingerprint differs in a fresh interpreter", pytrace=False)
 
 
 @pytest.mark.parametrize("name", NAMES)
