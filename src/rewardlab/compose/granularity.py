@@ -56,12 +56,13 @@ def linear(labels: Sequence[str], scores: Sequence[Score], values: Sequence[floa
     the last unit. With no child carrying a kind, the composite has none of that kind.
     """
     out = Finer()
+    held = [carried(sc) for sc in scores]
     parts = [i for i, (v, c) in enumerate(zip(values, coefs, strict=True)) if v is not None and c is not None]
-    for i, (label, sc) in enumerate(zip(labels, scores, strict=True)):
+    for i, label in enumerate(labels):
         if i not in parts:
-            out.dropped.extend(f"{kind} of {label}: {why}" for kind in carried(sc))
+            out.dropped.extend(f"{kind} of {label}: {why}" for kind in held[i])
     for kind in KINDS:
-        carriers = [i for i in parts if kind in carried(scores[i])]
+        carriers = [i for i in parts if kind in held[i]]
         if not carriers:
             continue
         outcome = math.fsum(coefs[i] * values[i] for i in parts if i not in carriers)  # type: ignore[operator]
@@ -70,15 +71,13 @@ def linear(labels: Sequence[str], scores: Sequence[Score], values: Sequence[floa
         if problem is None and not lists[0] and len(carriers) < len(parts):
             problem = f"{kind}: no {_UNIT[kind]} to carry the value of the children without {kind}"
         if problem is None:
-            combined = [0.0] * len(lists[0])
-            for i, vals in zip(carriers, lists, strict=True):
-                c = coefs[i]
-                assert c is not None
-                for t, v in enumerate(vals):
-                    combined[t] += c * v
+            weights = [coefs[i] for i in carriers]
+            combined = [weights[0] * v for v in lists[0]]  # type: ignore[operator]
+            for c, vals in zip(weights[1:], lists[1:], strict=True):
+                combined = [a + c * v for a, v in zip(combined, vals, strict=True)]  # type: ignore[operator]
             if combined:
                 combined[-1] += outcome
-            if all(math.isfinite(v) for v in combined):
+            if all(map(math.isfinite, combined)):
                 _set(out, kind, combined, scores[carriers[0]])
                 continue
             problem = f"{kind}: a combined value is not finite"
