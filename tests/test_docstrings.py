@@ -66,19 +66,24 @@ def reward_doctest(d: RewardDef) -> doctest.DocTest:
                                                inspect.getsourcefile(d.fn), line)
 
 
-@pytest.mark.parametrize("name", [d.info.name for d in shipped()])
-def test_reward_docstring_example(name: str) -> None:
-    d = registry.get(name)
+def check_reward_example(d: RewardDef, missing: frozenset[str] = MISSING_EXAMPLE) -> None:
+    """Run a reward's docstring example; fail when it has none (unless listed as missing)."""
+    name = d.info.name
     test = reward_doctest(d)
     if not test.examples:
-        if name in MISSING_EXAMPLE:
+        if name in missing:
             pytest.xfail(f"{name} has no docstring example yet (listed in MISSING_EXAMPLE)")
         pytest.fail(f"reward {name!r} ({d.fn.__module__}) has no runnable example in its "
                     f"docstring: add a short offline '>>>' example", pytrace=False)
-    if name in MISSING_EXAMPLE:
+    if name in missing:
         warnings.warn(f"{name} now has an example: remove it from MISSING_EXAMPLE",
                       stacklevel=1)
     run_examples(test)
+
+
+@pytest.mark.parametrize("name", [d.info.name for d in shipped()])
+def test_reward_docstring_example(name: str) -> None:
+    check_reward_example(registry.get(name))
 
 
 def test_missing_list_names_only_shipped_rewards() -> None:
@@ -103,3 +108,33 @@ def test_a_failing_example_fails_the_case() -> None:
     wrong = doctest.DocTestParser().get_doctest(">>> 1 + 1\n3\n", {}, "wrong", None, 0)
     with pytest.raises(pytest.fail.Exception, match="1 of 1 example"):
         run_examples(wrong)
+
+
+def test_a_reward_without_an_example_or_with_a_wrong_one_fails() -> None:
+    from rewardlab.core.reward import reward
+
+    def undocumented(response_text: str) -> float:
+        """1 if the response is empty, else 0; higher is better."""
+        return float(not response_text)
+
+    def wrongly_documented(response_text: str) -> float:
+        """1 if the response is empty, else 0; higher is better.
+
+        >>> from rewardlab import Sample
+        >>> wrongly_documented().score_local([Sample(response="")])[0].value
+        0.0
+        """
+        return float(not response_text)
+
+    bare = reward(undocumented, register=False)
+    with pytest.raises(pytest.fail.Exception, match="has no runnable example"):
+        check_reward_example(bare)
+    with pytest.raises(pytest.xfail.Exception):
+        check_reward_example(bare, missing=frozenset({"undocumented"}))
+    wrong = reward(wrongly_documented, register=False)
+    sys.modules[__name__].wrongly_documented = wrong  # type: ignore[attr-defined]
+    try:
+        with pytest.raises(pytest.fail.Exception, match=r"1 of 2 example(?s:.*)Got:\s+1\.0"):
+            check_reward_example(wrong)
+    finally:
+        del sys.modules[__name__].wrongly_documented  # type: ignore[attr-defined]
