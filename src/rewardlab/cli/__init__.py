@@ -17,12 +17,14 @@ from rewardlab.cli.common import EXIT_TERMINATED, Terminated, err
 from rewardlab.cli.list import list_rewards
 from rewardlab.cli.process import on_sigterm, private_mp_tempdir
 from rewardlab.cli.score import score_cmd
+from rewardlab.cli.serve import serve_cmd
 from rewardlab.cli.train import train_app
 
 app = typer.Typer(help="rewardlab: the reward layer for RL post-training.", no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=False)
 app.command("list")(list_rewards)
 app.command("score")(score_cmd)
+app.command("serve")(serve_cmd)
 app.add_typer(train_app, name="train")
 
 
