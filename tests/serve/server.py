@@ -94,15 +94,16 @@ class Server:
 
 def request(method: str, url: str, payload: Any = None, headers: dict[str, str] | None = None,
             data: bytes | None = None, raw: bool = False, timeout: float = 120) -> tuple[int, dict[str, str], Any]:
-    """(status, headers, JSON body or text) of one HTTP request (stdlib only)."""
+    """(status, headers (lower-case names), JSON body or text) of one HTTP request (stdlib only)."""
     body = data if data is not None else (None if payload is None else json.dumps(payload).encode())
     req = urllib.request.Request(url, data=body, method=method,
                                  headers={"content-type": "application/json", **(headers or {})})
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:
-            status, hdrs, text = resp.status, dict(resp.headers), resp.read().decode()
+            status, hdrs, text = resp.status, resp.headers, resp.read().decode()
     except urllib.error.HTTPError as exc:
-        status, hdrs, text = exc.code, dict(exc.headers), exc.read().decode()
+        status, hdrs, text = exc.code, exc.headers, exc.read().decode()
+    hdrs = {k.lower(): v for k, v in hdrs.items()}
     if raw:
         return status, hdrs, text
     return status, hdrs, json.loads(text) if text else None
