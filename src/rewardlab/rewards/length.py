@@ -235,9 +235,9 @@ def cosine_length(response_text: str, reference: Any, metadata: dict[str, Any],
                   r0_wrong: float = -1.0, rL_wrong: float = 0.0, exceed: float = -1.0,
                   correct_key: str = "correct", check_answer: bool = True,
                   **settings: Any) -> Score:
-    """Cosine length-scaled correctness (Yeo et al. 2025), length in tokens (tokenizer) or characters.
+    """Cosine length-scaled correctness in [-1, 1] by default; higher is better (Yeo et al. 2025).
 
-    Within [min, max] of its r values; higher is better.
+    Within [min, max] of its r values; length in tokens (tokenizer) or characters.
 
     Short correct answers earn most, short wrong answers lose most.
 
