@@ -42,8 +42,8 @@ class Server:
         assert self.proc.stdout is not None
         for line in self.proc.stdout:
             self.lines.append(line.rstrip("\n"))
-            if line.startswith("rewardlab serve http"):
-                self.url = line.split()[2]
+            if line.startswith("listening http"):
+                self.url = line.split()[1]
             if line.strip() == "ready":
                 self.ready.set()
         self.ready.set()  # the process ended: whoever waits sees why

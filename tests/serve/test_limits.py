@@ -4,10 +4,13 @@ request without the bearer token 401; every request admitted is answered."""
 
 from __future__ import annotations
 
+import http.client
+import json
 import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -85,3 +88,43 @@ def test_token_answers_401(serve: Callable[..., Server], how: str) -> None:
         assert request("GET", server.url + open_path, raw=True)[0] == 200
     assert server.metric("rewardlab_requests_total", endpoint="/get_reward", code="401") == 3
     assert any(line == "  token       required" for line in server.lines)
+
+
+def test_chunked_body_over_the_limit_answers_413(serve: Callable[..., Server]) -> None:
+    """A body sent without Content-Length is counted as it is read."""
+    server = serve("math_answer", "--no-cache", "--workers", "1", "--max-body-bytes", "1000")
+    parts = urlsplit(server.url)
+    body = json.dumps({"samples": [{"prompt": "z" * 5000, "response": "\\boxed{1}", "reference": "1"}]}).encode()
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=120)
+    try:
+        conn.request("POST", "/v1/score", body=iter([body[:500], body[500:]]),
+                     headers={"content-type": "application/json"}, encode_chunked=True)
+        response = conn.getresponse()
+        assert response.status == 413, response.read()
+    finally:
+        conn.close()
+
+
+def test_ready_only_after_warm_up(tmp_path: Path) -> None:
+    """/health answers while the warm-up runs; /ready is 503 until it is done, then 200."""
+    gate, started = tmp_path / "gate", tmp_path / "started"
+    server = Server([GATED, "-p", f"gate={gate}", "-p", f"started={started}", "--no-cache", "--workers", "1"])
+    try:
+        wait_until(started.exists, "the warm-up sample to reach the reward")
+        wait_until(lambda: bool(server.url), "the address")
+
+        def answers() -> bool:
+            try:
+                return request("GET", server.url + "/health")[0] == 200
+            except OSError:
+                return False  # not listening yet
+
+        wait_until(answers, "/health to answer")
+        status, _, body = request("GET", server.url + "/ready")
+        assert status == 503 and body == {"ready": False}
+        assert not server.ready.is_set()
+        gate.touch()
+        server.wait_ready()
+    finally:
+        gate.touch()
+        server.stop()

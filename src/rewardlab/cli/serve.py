@@ -87,6 +87,7 @@ def serve_cmd(
     except ValueError as exc:
         raise fail(str(exc)) from None
     sock = _bind(host, port)
+    print(f"listening {_url(sock)} (ready once warmed up)", flush=True)
     try:
         app = create_app(built, rt, config)
         server = _make_server(uvicorn.Config(app, log_level="warning", access_log=access_log, lifespan="on"),
