@@ -1,9 +1,11 @@
 """Dynamic micro-batching across requests: samples from concurrent requests wait in one bounded
-queue and go to the Runtime together, in batches of at most `max_batch` samples, each sent as
-soon as it is full or its oldest sample has waited `max_wait` seconds (at most
+queue and go to the Runtime together, in batches of at most `max_batch` samples. At most
 `concurrent_batches` batches are scored at once; while all are busy the queue grows, and the
-next batch leaves as soon as one finishes). A request that would take the queue past
-`max_queue` samples is refused at once (`QueueFull`); a request admitted is answered."""
+next batch leaves as soon as one finishes, with what has queued. When nothing is being scored a
+batch leaves at once (a lone request pays no wait); when a batch is already being scored and a
+slot is free, the next one waits until it is full or its oldest sample has waited `max_wait`
+seconds. A request that would take the queue past `max_queue` samples is refused at once
+(`QueueFull`); a request admitted is answered."""
 
 from __future__ import annotations
 
@@ -122,7 +124,10 @@ class MicroBatcher:
             task.add_done_callback(self._batches.discard)
 
     async def _fill(self) -> None:
-        """Wait until a full batch is queued or the oldest sample has waited `max_wait`."""
+        """Wait until a full batch is queued or the oldest sample has waited `max_wait` (no wait
+        when nothing is being scored)."""
+        if not self._batches:
+            return
         deadline = self._queue[0].queued + self.max_wait
         while len(self._queue) < self.max_batch:
             left = deadline - time.monotonic()
