@@ -128,3 +128,27 @@ def test_ready_only_after_warm_up(tmp_path: Path) -> None:
     finally:
         gate.touch()
         server.stop()
+
+
+def test_request_deadline_answers_with_error_scores(serve: Callable[..., Server], tmp_path: Path) -> None:
+    """A sample not scored within --deadline is an error score in a 200 (the gate stays shut
+    until the reply is in, so the deadline provably passed); the server goes on scoring."""
+    gate, started = tmp_path / "gate", tmp_path / "started"
+    server = serve(GATED, "-p", f"gate={gate}", "-p", f"started={started}", "--no-warmup", "--no-cache",
+                   "--workers", "1", "--max-batch", "1", "--concurrent-batches", "1", "--deadline", "0.5",
+                   "--fallback", "-2")
+    try:
+        status, _, body = request("POST", server.url + "/get_reward",
+                                  {"query": ["Q:one", "Q:two"], "prompts": ["Q:", "Q:"]})
+        assert status == 200, body
+        assert body["rewards"] == [-2.0, -2.0] and body["extra_logs"]["rewardlab_ok"] == [0.0, 0.0]
+        status, _, body = request("POST", server.url + "/v1/score", {"samples": [{"response": "three"}]})
+        assert status == 200 and body["scores"][0]["status"] == "error"
+        assert "deadline of 0.5 s" in body["scores"][0]["reason"]
+    finally:
+        gate.touch()
+    assert server.metric("rewardlab_deadline_exceeded_total") == 3
+    wait_until(lambda: server.metric("rewardlab_batch_size_count") == 1, "the first batch to finish")
+    assert started.read_text().split() == ["one"]  # the samples still queued never reached the reward
+    status, _, body = request("POST", server.url + "/v1/score", {"samples": [{"response": "four"}]})
+    assert status == 200 and body["scores"][0]["value"] == 1.0

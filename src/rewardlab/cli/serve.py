@@ -51,6 +51,8 @@ def serve_cmd(
     max_queue: Annotated[int, typer.Option(help="most samples waiting; beyond, 429")] = 4096,
     concurrent_batches: Annotated[int, typer.Option(help="batches scored at once")] = 2,
     max_body_bytes: Annotated[int, typer.Option(help="largest request body; beyond, 413")] = 32 * 2**20,
+    deadline: Annotated[float | None, typer.Option(
+        help="seconds a request waits for its scores; a sample not scored by then is an error score")] = None,
     fallback: Annotated[float, typer.Option(help="/get_reward's value for a score that is not ok")] = 0.0,
     response_after: Annotated[str | None, typer.Option(
         help="/get_reward: the response is the query after this marker's last occurrence")] = None,
@@ -79,7 +81,7 @@ def serve_cmd(
     try:
         config = ServeConfig(max_batch=max_batch, max_wait=max_wait_ms / 1000, max_queue=max_queue,
                              concurrent_batches=concurrent_batches, max_body_bytes=max_body_bytes,
-                             fallback=fallback, token=token or None, warmup=warmup,
+                             fallback=fallback, token=token or None, warmup=warmup, deadline=deadline,
                              splitter=QuerySplitter(response_after or None, tuple(strip or ())))
         cache_path = None if no_cache else (cache or default_cache())
         rt = Runtime(workers=workers, timeout=timeout, cache=cache_path,
@@ -110,6 +112,7 @@ def _banner(url: str, spec: Any, config: Any, cache: Path | None) -> str:
              f"  fallback    {config.fallback:g}  (/get_reward's value for a score that is not ok; "
              "extra_logs.rewardlab_ok = 0 marks it)",
              f"  batching    {batching}",
+             f"  deadline    {f'{config.deadline:g} s per request' if config.deadline else 'none'}",
              f"  cache       {cache or 'off'}",
              f"  token       {'required' if config.token else 'none'}"]
     return "\n".join(lines)

@@ -12,7 +12,9 @@ Endpoints:
   loaded, sandbox up; 503 before), ``GET /v1/spec`` (what is served), ``GET /metrics``
   (Prometheus text, `rewardlab.serve.metrics`).
 
-Limits: a full queue answers 429 with ``Retry-After``; a body over the limit 413; with a token,
+Limits: a full queue answers 429 with ``Retry-After``; a body over the limit 413; with a
+deadline, a sample not scored in time is an error score in the 200 (the request is answered
+before the client's own timeout, and no step fails for one slow sample); with a token,
 a request without ``Authorization: Bearer <token>`` 401 (``/health``, ``/ready`` and ``/metrics``
 stay open for probes and scrapers).
 """
@@ -60,11 +62,14 @@ class ServeConfig:
     splitter: QuerySplitter = field(default_factory=QuerySplitter)
     warmup: bool = True
     retry_after: int = 1
+    deadline: float | None = None
 
     def __post_init__(self) -> None:
         for name in ("max_batch", "max_queue", "concurrent_batches", "max_body_bytes"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name.replace('_', '-')} must be at least 1, not {getattr(self, name)}")
+        if self.deadline is not None and not self.deadline > 0:
+            raise ValueError(f"the request deadline must be > 0 seconds, not {self.deadline}")
         if self.max_wait < 0:
             raise ValueError(f"the maximum wait must be >= 0 seconds, not {self.max_wait}")
 
@@ -168,7 +173,7 @@ def create_app(spec: Spec, runtime: Runtime, config: ServeConfig | None = None) 
 
     async def run(samples: list[Sample]) -> list[Score]:
         try:
-            return await app.state.batcher.submit(samples)
+            return await app.state.batcher.submit(samples, cfg.deadline)
         except QueueFull as exc:
             raise HTTPException(429, str(exc), headers={"Retry-After": str(cfg.retry_after)}) from None
         except TooManySamples as exc:

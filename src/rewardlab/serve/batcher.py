@@ -77,8 +77,10 @@ class MicroBatcher:
                 e.future.set_result(Score.error("the server stopped before this sample was scored"))
         self._queue.clear()
 
-    async def submit(self, samples: Sequence[Sample]) -> list[Score]:
-        """The scores of `samples`, in order, once the batches holding them are scored."""
+    async def submit(self, samples: Sequence[Sample], deadline: float | None = None) -> list[Score]:
+        """The scores of `samples`, in order, once the batches holding them are scored; with a
+        `deadline` (seconds), a sample not scored by then gets an error score saying so (it
+        leaves the queue; a batch already being scored finishes, its score unused)."""
         n = len(samples)
         if n == 0:
             return []
@@ -93,7 +95,20 @@ class MicroBatcher:
         self.metrics.queue_depth.set(len(self._queue))
         self._wake.set()
         try:
-            return list(await asyncio.gather(*(e.future for e in entries)))
+            if deadline is None:
+                return list(await asyncio.gather(*(e.future for e in entries)))
+            await asyncio.wait([e.future for e in entries], timeout=deadline)
+            out = []
+            for e in entries:
+                if e.future.done() and not e.future.cancelled():
+                    out.append(e.future.result())
+                else:
+                    e.future.cancel()
+                    out.append(Score.error(f"not scored within the request deadline of {deadline:g} s"))
+            late = sum(not s.ok and e.future.cancelled() for s, e in zip(out, entries, strict=True))
+            if late:
+                self.metrics.deadline_exceeded.inc(late)
+            return out
         except asyncio.CancelledError:
             for e in entries:
                 e.future.cancel()  # a batch not yet sent skips them

@@ -50,6 +50,9 @@ class Metrics:
         self.inflight = Gauge("rewardlab_inflight_requests", "Scoring requests being answered.", registry=r)
         self.cache_hits = Counter("rewardlab_cache_hits", "Leaf scores read from the cache.", registry=r)
         self.computed = Counter("rewardlab_computed", "Leaf scores computed (not from the cache).", registry=r)
+        self.deadline_exceeded = Counter("rewardlab_deadline_exceeded",
+                                         "Samples answered with an error: not scored within the request deadline.",
+                                         registry=r)
         self.fallbacks = Counter("rewardlab_fallbacks",
                                  "/get_reward samples sent the fallback value (score not ok).", registry=r)
         info = Gauge("rewardlab_build_info", "The served spec and rewardlab version (value 1).",
