@@ -191,3 +191,15 @@ def test_composite_spec(serve: Callable[..., Server]) -> None:
     assert all(len(v) == len(rows) for v in body["extra_logs"].values())
     assert body["rewards"][0] == pytest.approx(1.1)
     assert body["extra_logs"]["correct/math_answer"][2] == 0.0 and body["extra_logs"]["format_bonus"][2] == 1.0
+
+
+def test_slime_remote_rm(marker_server: Server, gsm8k: list[dict[str, Any]]) -> None:
+    """slime's remote_rm posts {prompt, response, label} and takes the JSON reply as the reward:
+    a bare number, the fallback (-1 here) where the score is not ok."""
+    q, gold = gsm8k[0]["question"], gsm8k[0]["gold"]
+    url = marker_server.url + "/slime"
+    status, _, value = request("POST", url, {"prompt": q, "response": f"\\boxed{{{gold}}}", "label": gold})
+    assert status == 200 and value == 1.0
+    assert request("POST", url, {"prompt": q, "response": "\\boxed{0.5}", "label": gold})[2] == 0.0
+    assert request("POST", url, {"prompt": q, "response": f"\\boxed{{{gold}}}", "label": "\\frac{"})[2] == -1.0
+    assert request("POST", url, {"prompt": q})[0] == 422

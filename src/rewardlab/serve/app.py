@@ -8,6 +8,8 @@ Endpoints:
   ``steps``/``turns``/``tokens`` when the reward gives them, ``cost``. A sample that fails is a
   score with status ``error`` in a 200; a row that is not a sample is a 422 naming its index.
 - ``POST /get_reward``: OpenRLHF's protocol (see `rewardlab.serve.openrlhf`).
+- ``POST /slime``: slime's ``remote_rm`` protocol: ``{"prompt", "response", "label"}`` -> the
+  reward as a bare JSON number (the fallback where the score is not ok).
 - ``GET /health`` (the process answers), ``GET /ready`` (200 once warmed up: pool started, models
   loaded, sandbox up; 503 before), ``GET /v1/spec`` (what is served), ``GET /metrics``
   (Prometheus text, `rewardlab.serve.metrics`).
@@ -43,7 +45,7 @@ from rewardlab.serve.metrics import Metrics
 from rewardlab.serve.openrlhf import QuerySplitter, Unsplittable, reply
 from rewardlab.serve.specinfo import component_keys, describe
 
-SCORING = frozenset({"/v1/score", "/get_reward"})
+SCORING = frozenset({"/v1/score", "/get_reward", "/slime"})
 OPEN = frozenset({"/health", "/ready", "/metrics"})
 KNOWN = SCORING | OPEN | {"/v1/spec", "/docs", "/openapi.json"}
 
@@ -76,6 +78,12 @@ class ServeConfig:
 
 class ScoreRequest(BaseModel):
     samples: list[dict[str, Any]] = Field(description="rows in any layout `rewardlab score` reads")
+
+
+class SlimeRequest(BaseModel):
+    prompt: str | list[dict[str, Any]] = ""
+    response: str
+    label: Any = None
 
 
 class RewardRequest(BaseModel):
@@ -219,6 +227,22 @@ def create_app(spec: Spec, runtime: Runtime, config: ServeConfig | None = None) 
         if fell_back:
             metrics.fallbacks.inc(fell_back)
         return JSONResponse(reply(scores, keys, cfg.fallback))
+
+    @app.post("/slime")
+    async def slime(body: SlimeRequest) -> JSONResponse:
+        """slime's `remote_rm` (``--rm-type remote_rm --rm-url .../slime``): one sample in, the reward
+        as a bare number out (the fallback where the score is not ok)."""
+        row: dict[str, Any] = {"prompt": body.prompt, "response": body.response}
+        if body.label is not None and body.label != "":
+            row["reference"] = body.label
+        try:
+            sample = to_sample(row)
+        except (ValueError, TypeError) as exc:
+            raise HTTPException(422, str(exc)) from None
+        s = (await run([sample]))[0]
+        if not s.ok:
+            metrics.fallbacks.inc()
+        return JSONResponse(reply([s], (), cfg.fallback)["rewards"][0])
 
     @app.get("/health")
     async def health() -> dict[str, str]:
