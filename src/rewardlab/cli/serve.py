@@ -63,7 +63,7 @@ def serve_cmd(
     warmup: Annotated[bool, typer.Option(help="score one empty sample before ready (loads models)")] = True,
     access_log: Annotated[bool, typer.Option(help="log every request")] = False,
 ) -> None:
-    """Serve a reward spec over HTTP: /v1/score, OpenRLHF's /get_reward, /health, /ready,
+    """Serve a reward spec over HTTP: /v1/score, OpenRLHF's /get_reward, slime's /slime, /health, /ready,
     /v1/spec, /metrics. Requests are batched together; the address, the spec's fingerprint and
     the fallback value are printed when ready."""
     try:
