@@ -1,5 +1,5 @@
-"""The summary of a scoring run adds up what the scored rows cost: seconds of reward compute, judge
-tokens and money, failed rows included."""
+"""The summary of a scoring run adds up what scoring spent: seconds of reward compute, judge
+tokens and money, failed rows included; what the cache serves spends nothing."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any
 from rewardlab.apply.scorefile import score_file
 from rewardlab.apply.summary import Summary
 from rewardlab.core.types import Cost, Score
+from rewardlab.runtime.engine import Runtime
 from tests.jsonl import write_jsonl
 
 PRICED = "tests.compose.rewards_for_composites:priced"
@@ -38,13 +39,13 @@ def _expected(rows: list[dict[str, Any]]) -> dict[str, float | int]:
 
 def test_summary_adds_costs_of_every_status_and_describes_them() -> None:
     s = Summary()
-    s.add(Score.of(1.0, cost=Cost(seconds=1.5, input_tokens=1200, output_tokens=340, usd=0.5)))
-    s.add(Score.error("judge down", cost=Cost(seconds=0.25, input_tokens=10, usd=0.25)))
+    s.spend(Cost(seconds=1.5, input_tokens=1200, output_tokens=340, usd=0.5))
+    s.spend(Cost(seconds=0.25, input_tokens=10, usd=0.25))
     s.add(Score.abstain("no answer"))
     assert s.to_dict()["cost"] == {"seconds": 1.75, "input_tokens": 1210, "output_tokens": 340, "usd": 0.75}
     assert s.describe_cost() == "1.75 s of reward compute, judge tokens 1,210 in / 340 out, $0.75"
     plain = Summary()
-    plain.add(Score.of(1.0, cost=Cost(seconds=0.5)))
+    plain.spend(Cost(seconds=0.5))
     assert plain.describe_cost() == "0.5 s of reward compute"
 
 
@@ -63,3 +64,20 @@ def test_score_file_summary_totals_the_composite_costs(tmp_path: Path) -> None:
     again = score_file(inp, SPEC, out)  # a resume scores nothing, so it spends nothing
     assert again.scored == 0 and again.resumed == 6
     assert again.to_dict()["cost"] == {"seconds": 0.0, "input_tokens": 0, "output_tokens": 0, "usd": 0.0}
+
+
+def test_scores_from_the_cache_and_a_leaf_used_twice_spend_nothing_again(tmp_path: Path) -> None:
+    inp = tmp_path / "in.jsonl"
+    rows = _rows()
+    write_jsonl(inp, rows)
+    expected = _expected(rows)
+    with Runtime(cache=tmp_path / "cache.db") as rt:
+        first = score_file(inp, SPEC, tmp_path / "first.jsonl", runtime=rt)
+        warm = score_file(inp, SPEC, tmp_path / "warm.jsonl", runtime=rt)
+    assert first.to_dict()["cost"]["input_tokens"] == expected["input_tokens"]
+    # row 3's failed judge is not cached, so only its call is spent again
+    assert warm.cache_hits == 11 and warm.computed == 1
+    assert warm.to_dict()["cost"]["input_tokens"] == rows[3]["p"]["input_tokens"]
+    twice = {"reward": {"sum": [{"reward": PRICED, "label": "a"}, {"reward": PRICED, "label": "b"}]}}
+    doubled = score_file(inp, twice, tmp_path / "twice.jsonl")
+    assert doubled.to_dict()["cost"]["input_tokens"] == sum(r["p"]["input_tokens"] for r in rows)

@@ -292,18 +292,18 @@ def test_children_details_nest_under_their_labels() -> None:
 def test_details_of_a_deep_tree_grow_with_its_size_and_stay_json() -> None:
     p = {"v": 0.5, "seconds": 0.5, "input_tokens": 10, "output_tokens": 2, "usd": 0.25}
 
-    def chain(depth: int) -> Node:
-        node: Node = leaf(priced(), "j0")
+    def chain(depth: int) -> Node:  # distinct judges (identical ones would be computed once)
+        node: Node = leaf(priced(key="j0"), "j0")
         for d in range(1, depth + 1):
-            node = WeightedSum([node, leaf(priced(), f"j{d}")], label=f"s{d}")
+            node = WeightedSum([node, leaf(priced(key=f"j{d}"), f"j{d}")], label=f"s{d}")
         return node
 
     sizes = {}
     for depth in (8, 16, 32):
-        s = one(chain(depth), p=p)
+        s = one(chain(depth), **{f"j{d}": p for d in range(depth + 1)})
         assert s.cost is not None and s.cost.input_tokens == 10 * (depth + 1)
         text = json.dumps(s.details)
         assert text.count('"raw"') == min(depth + 1, 31)  # past json_safe's depth the rest is one marker
         sizes[depth] = len(text)
     assert sizes[16] < 2.2 * sizes[8]  # linear in the number of nodes
-    assert "nested deeper than 64 levels" in json.dumps(one(chain(32), p=p).details)
+    assert "nested deeper than 64 levels" in json.dumps(one(chain(32), **{f"j{d}": p for d in range(33)}).details)

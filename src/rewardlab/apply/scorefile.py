@@ -168,6 +168,7 @@ def score_file(
             summary.cache_hits += result.stats.cache_hits
             summary.computed += result.stats.computed
             summary.latencies += result.stats.latencies
+            summary.spend(result.stats.cost)
             writer.write([output_row(r.data or {}, r.index, sc)
                           for (r, _), sc in zip(chunk, scores, strict=True)])
             for sc in scores:

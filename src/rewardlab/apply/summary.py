@@ -8,7 +8,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from rewardlab.core.types import Score
+from rewardlab.core.types import Cost, Score
 
 
 @dataclass
@@ -32,12 +32,6 @@ class Summary:
 
     def add(self, score: Score) -> None:
         self.statuses[score.status.value] += 1
-        cost = score.cost
-        if cost is not None:  # whatever the status: a failed score spent its cost too
-            self.cost_seconds += cost.seconds
-            self.input_tokens += cost.input_tokens
-            self.output_tokens += cost.output_tokens
-            self.usd += cost.usd
         if score.value is not None:
             self.components.setdefault("reward", []).append(score.value)
         for k, v in score.components.items():
@@ -56,10 +50,18 @@ class Summary:
             }
         return out
 
+    def spend(self, cost: Cost) -> None:
+        """Count what scoring spent (the Runtime's statistics of a call: every computed leaf,
+        failed ones included; scores served from the cache spend nothing)."""
+        self.cost_seconds += cost.seconds
+        self.input_tokens += cost.input_tokens
+        self.output_tokens += cost.output_tokens
+        self.usd += cost.usd
+
     def cost(self) -> dict[str, float | int]:
-        """The summed `Cost` of the scored rows: seconds of reward compute (summed over reward
-        calls, so it can exceed the run's wall time), judge input and output tokens, usd. A score
-        read from the cache carries the cost it had when it was computed."""
+        """What the run spent: seconds of reward compute (summed over reward calls, so it can
+        exceed the run's wall time), judge input and output tokens, usd. Scores served from the
+        cache, and a leaf used twice in a spec, are not counted again."""
         return {"seconds": self.cost_seconds, "input_tokens": self.input_tokens,
                 "output_tokens": self.output_tokens, "usd": self.usd}
 

@@ -448,7 +448,8 @@ class Runtime:
         out = []
         for i, f in enumerate(waits):
             sc = await f
-            out.append(sc if i in own else sc.model_copy(deep=True))  # a parent may amend its copy
+            # a parent may amend its copy; the cost was spent once, by the first user
+            out.append(sc if i in own else sc.model_copy(deep=True, update={"cost": Cost()}))
         return out
 
     async def _score_leaf(self, reward: Reward, samples: Sequence[Sample], options: LeafOptions,
