@@ -121,7 +121,7 @@ def test_ready_only_after_warm_up(tmp_path: Path) -> None:
 
         wait_until(answers, "/health to answer")
         status, _, body = request("GET", server.url + "/ready")
-        assert status == 503 and body == {"ready": False}
+        assert status == 503 and body == {"ready": False, "warmup": None}
         assert not server.ready.is_set()
         gate.touch()
         server.wait_ready()

@@ -125,3 +125,25 @@ def test_batcher_refuses_when_full() -> None:
 
     with Runtime(workers=1) as rt:
         asyncio.run(main(rt))
+
+
+class _BrokenRuntime:
+    """A runtime whose scoring raises (as a model that cannot load might)."""
+
+    async def ascore(self, spec: object, samples: object) -> object:
+        raise OSError("no such model directory")
+
+
+def test_a_failed_warm_up_never_reports_ready() -> None:
+    from rewardlab.serve.app import create_app
+
+    app = create_app(build(text_length), _BrokenRuntime())  # type: ignore[arg-type]
+
+    async def main() -> None:
+        async with app.router.lifespan_context(app):
+            while app.state.warmup["warmup"] is None:
+                await asyncio.sleep(0)
+            assert app.state.warmup["warmup"] == "failed: OSError: no such model directory"
+            assert not app.state.ready.is_set()
+
+    asyncio.run(main())

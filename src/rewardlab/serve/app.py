@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -162,7 +163,12 @@ def create_app(spec: Spec, runtime: Runtime, config: ServeConfig | None = None) 
 
         async def warm_up() -> None:
             if cfg.warmup:  # loads models, starts the pool and the sandbox before the first request
-                out = await runtime.ascore(spec, [Sample.from_text("", "")])
+                try:
+                    out = await runtime.ascore(spec, [Sample.from_text("", "")])
+                except Exception as exc:  # noqa: BLE001 - never ready; /ready and stderr say why
+                    state["warmup"] = f"failed: {type(exc).__name__}: {exc}"
+                    print(f"rewardlab serve: warm-up {state['warmup']}; not ready", file=sys.stderr, flush=True)
+                    return
                 s = out.scores[0]
                 state["warmup"] = s.status.value + (f" ({s.reason})" if s.reason else "")
             ready.set()
@@ -254,7 +260,7 @@ def create_app(spec: Spec, runtime: Runtime, config: ServeConfig | None = None) 
         """200 once warmed up (pool started, models loaded, sandbox up), else 503."""
         ev = getattr(app.state, "ready", None)
         if ev is None or not ev.is_set():
-            return JSONResponse({"ready": False}, status_code=503)
+            return JSONResponse({"ready": False, "warmup": state["warmup"]}, status_code=503)
         return JSONResponse({"ready": True, "warmup": state["warmup"]})
 
     @app.get("/v1/spec")
