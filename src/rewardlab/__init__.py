@@ -15,7 +15,7 @@ from rewardlab.core.types import (
     TokenScores,
     Turn,
 )
-from rewardlab.runtime.engine import Runtime
+from rewardlab.runtime.engine import Runtime, Scored
 
 __version__ = "0.1.0"
 
@@ -30,6 +30,7 @@ __all__ = [
     "Runtime",
     "Sample",
     "Score",
+    "Scored",
     "Spec",
     "SpecError",
     "Status",

@@ -9,10 +9,9 @@ import pytest
 
 import rewardlab as rl
 from rewardlab import Sample, Score, Status
-from rewardlab.compose.cost import total_cost
 from rewardlab.compose.nodes import Ensemble, Gate, Leaf, Node, Penalty, Policies, WeightedSum
 from rewardlab.compose.transforms import Clip, GroupZScore, LogSigmoid
-from rewardlab.core.types import Cost
+from rewardlab.core.types import Cost, total_cost
 
 from .rewards_for_composites import priced
 

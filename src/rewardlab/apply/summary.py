@@ -25,10 +25,7 @@ class Summary:
     cache_hits: int = 0
     computed: int = 0
     seconds: float = 0.0
-    cost_seconds: float = 0.0
-    input_tokens: int = 0
-    output_tokens: int = 0
-    usd: float = 0.0
+    spent: Cost = field(default_factory=Cost)
 
     def add(self, score: Score) -> None:
         self.statuses[score.status.value] += 1
@@ -53,26 +50,23 @@ class Summary:
     def spend(self, cost: Cost) -> None:
         """Count what scoring spent (the Runtime's statistics of a call: every computed leaf,
         failed ones included; scores served from the cache spend nothing)."""
-        self.cost_seconds += cost.seconds
-        self.input_tokens += cost.input_tokens
-        self.output_tokens += cost.output_tokens
-        self.usd += cost.usd
+        self.spent += cost
 
     def cost(self) -> dict[str, float | int]:
         """What the run spent: seconds of reward compute (summed over reward calls, so it can
         exceed the run's wall time), judge input and output tokens, usd. Scores served from the
         cache, and a leaf used twice in a spec, are not counted again."""
-        return {"seconds": self.cost_seconds, "input_tokens": self.input_tokens,
-                "output_tokens": self.output_tokens, "usd": self.usd}
+        return self.spent.model_dump()
 
     def describe_cost(self) -> str:
         """The summed cost in one line, e.g. ``12.3 s of reward compute, judge tokens 1,200 in /
         340 out, $0.0123``; tokens and money appear only when nonzero."""
-        parts = [f"{self.cost_seconds:.3g} s of reward compute"]
-        if self.input_tokens or self.output_tokens:
-            parts.append(f"judge tokens {self.input_tokens:,} in / {self.output_tokens:,} out")
-        if self.usd:
-            parts.append(f"${self.usd:.4g}")
+        c = self.spent
+        parts = [f"{c.seconds:.3g} s of reward compute"]
+        if c.input_tokens or c.output_tokens:
+            parts.append(f"judge tokens {c.input_tokens:,} in / {c.output_tokens:,} out")
+        if c.usd:
+            parts.append(f"${c.usd:.4g}")
         return ", ".join(parts)
 
     def latency(self, q: float) -> float | None:

@@ -57,10 +57,9 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from rewardlab.compose import granularity
-from rewardlab.compose.cost import total_cost
 from rewardlab.compose.granularity import Finer
 from rewardlab.core.reward import Direction, Reward, fingerprint_of
-from rewardlab.core.types import Cost, Sample, Score, Status
+from rewardlab.core.types import Cost, Sample, Score, Status, total_cost
 from rewardlab.runtime.engine import LeafOptions, Runtime
 
 Policy = Literal["propagate", "skip"] | float

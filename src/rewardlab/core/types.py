@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from enum import StrEnum
 from typing import Any, TypeVar
 
@@ -176,6 +176,17 @@ class Cost(BaseModel):
     input_tokens: int = 0
     output_tokens: int = 0
     usd: float = 0.0
+
+    def __add__(self, other: Cost) -> Cost:
+        return Cost(seconds=self.seconds + other.seconds, input_tokens=self.input_tokens + other.input_tokens,
+                    output_tokens=self.output_tokens + other.output_tokens, usd=self.usd + other.usd)
+
+
+def total_cost(scores: Iterable[Score]) -> Cost | None:
+    """The sum of the costs of `scores`, field by field; None when none of them has a cost.
+    Every score counts, whatever its status: a failed or skipped one still spent its cost."""
+    costs = [s.cost for s in scores if s.cost is not None]
+    return sum(costs[1:], costs[0]) if costs else None
 
 
 class TokenScores(BaseModel):

@@ -60,15 +60,11 @@ class RunStats:
 
     def record(self, label: str, scores: Sequence[Score], computed: bool) -> None:
         counter = self.statuses.setdefault(label, Counter())
-        cost = self.cost
         for s in scores:
             counter[s.status.value] += 1
             if computed and s.cost is not None:
                 self.latencies.append(s.cost.seconds)
-                cost.seconds += s.cost.seconds
-                cost.input_tokens += s.cost.input_tokens
-                cost.output_tokens += s.cost.output_tokens
-                cost.usd += s.cost.usd
+                self.cost += s.cost
 
     def to_dict(self) -> dict[str, Any]:
         return {"cache_hits": self.cache_hits, "computed": self.computed,
