@@ -31,9 +31,10 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from fastapi import FastAPI, HTTPException
-from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, Field
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from rewardlab.compose.spec import Spec
@@ -44,6 +45,17 @@ from rewardlab.serve.batcher import MicroBatcher, QueueFull, TooManySamples
 from rewardlab.serve.limits import BearerToken, BodyLimit
 from rewardlab.serve.metrics import Metrics
 from rewardlab.serve.openrlhf import QuerySplitter, Unsplittable, reply
+from rewardlab.serve.schema import (
+    LIMITS,
+    Health,
+    Readiness,
+    RewardRequest,
+    RewardResponse,
+    ScoreRequest,
+    ScoreResponse,
+    SlimeRequest,
+    SpecInfo,
+)
 from rewardlab.serve.specinfo import component_keys, describe
 
 SCORING = frozenset({"/v1/score", "/get_reward", "/slime"})
@@ -75,22 +87,6 @@ class ServeConfig:
             raise ValueError(f"the request deadline must be > 0 seconds, not {self.deadline}")
         if self.max_wait < 0:
             raise ValueError(f"the maximum wait must be >= 0 seconds, not {self.max_wait}")
-
-
-class ScoreRequest(BaseModel):
-    samples: list[dict[str, Any]] = Field(description="rows in any layout `rewardlab score` reads")
-
-
-class SlimeRequest(BaseModel):
-    prompt: str | list[dict[str, Any]] = ""
-    response: str
-    label: Any = None
-
-
-class RewardRequest(BaseModel):
-    query: list[str] = Field(description="prompt + response, as OpenRLHF decodes them")
-    prompts: list[str] | None = None
-    labels: list[Any] | None = None
 
 
 def score_json(s: Score) -> dict[str, Any]:
@@ -185,6 +181,12 @@ def create_app(spec: Spec, runtime: Runtime, config: ServeConfig | None = None) 
     app.state.info = info
     app.state.warmup = state
 
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        """422 naming what is wrong; the echoed input made JSON-safe (a body may hold NaN or
+        Infinity, which Python's JSON reader takes and no JSON answer may carry)."""
+        return JSONResponse({"detail": json_safe(jsonable_encoder(exc.errors()), finite=True)}, status_code=422)
+
     async def run(samples: list[Sample]) -> list[Score]:
         try:
             return await app.state.batcher.submit(samples, cfg.deadline)
@@ -193,7 +195,7 @@ def create_app(spec: Spec, runtime: Runtime, config: ServeConfig | None = None) 
         except TooManySamples as exc:
             raise HTTPException(413, str(exc)) from None
 
-    @app.post("/v1/score")
+    @app.post("/v1/score", response_model=ScoreResponse, responses=LIMITS)
     async def score(body: ScoreRequest) -> JSONResponse:
         """Score samples: one score per sample, in order."""
         samples: list[Sample] = []
@@ -205,7 +207,7 @@ def create_app(spec: Spec, runtime: Runtime, config: ServeConfig | None = None) 
         scores = await run(samples)
         return JSONResponse({"scores": [score_json(s) for s in scores], "fingerprint": spec.fingerprint})
 
-    @app.post("/get_reward")
+    @app.post("/get_reward", response_model=RewardResponse, responses=LIMITS)
     async def get_reward(body: RewardRequest) -> JSONResponse:
         """OpenRLHF's remote reward: a number for every query (the fallback where the score is not ok)."""
         n = len(body.query)
@@ -234,7 +236,7 @@ def create_app(spec: Spec, runtime: Runtime, config: ServeConfig | None = None) 
             metrics.fallbacks.inc(fell_back)
         return JSONResponse(reply(scores, keys, cfg.fallback))
 
-    @app.post("/slime")
+    @app.post("/slime", response_model=float, responses=LIMITS)
     async def slime(body: SlimeRequest) -> JSONResponse:
         """slime's `remote_rm` (``--rm-type remote_rm --rm-url .../slime``): one sample in, the reward
         as a bare number out (the fallback where the score is not ok)."""
@@ -250,12 +252,13 @@ def create_app(spec: Spec, runtime: Runtime, config: ServeConfig | None = None) 
             metrics.fallbacks.inc()
         return JSONResponse(reply([s], (), cfg.fallback)["rewards"][0])
 
-    @app.get("/health")
+    @app.get("/health", response_model=Health)
     async def health() -> dict[str, str]:
         """The process answers."""
         return {"status": "alive"}
 
-    @app.get("/ready")
+    @app.get("/ready", response_model=Readiness,
+             responses={503: {"model": Readiness, "description": "not warmed up yet (or the warm-up failed)"}})
     async def ready() -> JSONResponse:
         """200 once warmed up (pool started, models loaded, sandbox up), else 503."""
         ev = getattr(app.state, "ready", None)
@@ -263,13 +266,15 @@ def create_app(spec: Spec, runtime: Runtime, config: ServeConfig | None = None) 
             return JSONResponse({"ready": False, "warmup": state["warmup"]}, status_code=503)
         return JSONResponse({"ready": True, "warmup": state["warmup"]})
 
-    @app.get("/v1/spec")
+    @app.get("/v1/spec", response_model=SpecInfo, responses={401: LIMITS[401]})
     async def spec_info() -> dict[str, Any]:
         """The served spec: fingerprint, description, components with ranges and directions,
         the fallback value and the extra_logs keys of /get_reward."""
         return info
 
-    @app.get("/metrics")
+    @app.get("/metrics", response_class=PlainTextResponse,
+             responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}},
+                              "description": "the Prometheus text format"}})
     async def metrics_text() -> Response:
         """Prometheus text exposition."""
         metrics.queue_depth.set(app.state.batcher.depth)
