@@ -29,7 +29,7 @@ RANK: dict[str, int] = {
     "api": 5, ROOT: 5,  # the Python API (build, score) over compose and the runtime
     "credit": 6,
     "apply": 7, "audit": 7,
-    "serve": 8, "integrations": 8, "cli": 8,
+    "serve": 8, "integrations": 8, "client": 8, "cli": 8,
 }
 # layers that may not import their siblings of the same rank either (beyond the rank rule)
 ONLY: dict[str, set[str]] = {

@@ -8,7 +8,8 @@ less rewards that test modules register, whose presence depends on collection or
   `PARAMS` below), the fingerprint is the same for two configurations, in a fresh interpreter
   with another hash seed, and after a pickle round trip;
 - `rewardlab.score` and `rewardlab.ascore` give the same statuses and values on two tiny
-  samples (`SAMPLES`). Judges are asked a local scripted endpoint (`tests.models.fake_openai`);
+  samples (`SAMPLES`). Judges are asked a local scripted endpoint (`tests.models.fake_openai`),
+  `remote` a `rewardlab serve` started for it;
   model rewards run with the bundled SmolLM2 or a tiny randomly initialised classifier, in the
   slow suite; `embedding_rm`, which needs a model trained by ``rewardlab train embedding-rm``,
   is skipped there, saying so.
@@ -65,6 +66,7 @@ PARAMS: dict[str, dict[str, Any]] = {
     "self_certainty": {"policy": SMOLLM},
     "classifier_rm": {"path": "{model_dir}"},
     "embedding_rm": {"path": "{model_dir}"},
+    "remote": {"url": "http://127.0.0.1:9"},  # configuration only; scoring asks a server it starts
 }
 
 
@@ -252,6 +254,16 @@ def test_sync_and_async_calls_agree(name: str, model_dir: Path,
             reward = rewardlab.registry.get(name)(**{**PARAMS[name], "base_url": srv.base_url})
             outcome = _agree(reward, samples)
             assert srv.requests, "the judge asked nothing"
+    elif name == "remote":
+        pytest.importorskip("fastapi")
+        from tests.serve.server import Server
+
+        server = Server(["exact_match", "--no-cache", "--workers", "1"])
+        try:
+            server.wait_ready()
+            outcome = _agree(rewardlab.registry.get(name)(url=server.url), samples)
+        finally:
+            server.stop()
     elif name in MODEL:
         outcome = _agree(_model_reward(name, tmp_path_factory), samples)
     else:
