@@ -30,7 +30,9 @@ def test_splitter_by_prompt_marker_and_strip() -> None:
     by_marker = QuerySplitter(response_after="ASSISTANT:")
     assert by_marker.response("ASSISTANT: 4 USER: again ASSISTANT: 42", "ignored") == " 42"
     with pytest.raises(Unsplittable):
-        by_marker.response("no marker", "no marker")
+        by_marker.response("no marker", None)
+    # a prompt the query holds is preferred to the marker (a response can forge a marker)
+    assert by_marker.response("Q ASSISTANT: x ASSISTANT: 42", "Q ASSISTANT:") == " x ASSISTANT: 42"
     s = by_prompt.sample("P r", "P", "")
     assert (s.prompt, s.response, s.reference) == ("P", " r", None)
     assert by_prompt.sample("P r", "P", {"tests": []}).reference == {"tests": []}

@@ -58,6 +58,9 @@ def serve_cmd(
         help="/get_reward: the response is the query after this marker's last occurrence")] = None,
     strip: Annotated[list[str] | None, typer.Option(
         help="/get_reward: remove this text (e.g. an EOS token) from responses; repeatable")] = None,
+    tokenizer: Annotated[Path | None, typer.Option(
+        help="/get_reward: the policy's local Hugging Face tokenizer directory (read offline); a response ends "
+             "at its first special token")] = None,
     token: Annotated[str | None, typer.Option(
         envvar="REWARDLAB_TOKEN", help="require 'Authorization: Bearer TOKEN' [env REWARDLAB_TOKEN]")] = None,
     warmup: Annotated[bool, typer.Option(help="score one empty sample before ready (loads models)")] = True,
@@ -70,8 +73,13 @@ def serve_cmd(
         import uvicorn
 
         from rewardlab.serve import QuerySplitter, ServeConfig, create_app
+        from rewardlab.serve.openrlhf import tokenizer_specials
     except ImportError as exc:
         raise fail(f"the server needs the serve extra (pip install 'rewardlab[serve]'): {exc}") from None
+    try:
+        specials = tokenizer_specials(tokenizer) if tokenizer is not None else ()
+    except (ImportError, ValueError) as exc:
+        raise fail(f"--tokenizer: {exc}") from None
     built = _load(spec, param)
     if any(n.needs_groups for n in built.root.walk()):
         raise fail("this spec normalises within groups of samples; a server batches whatever requests "
@@ -82,7 +90,7 @@ def serve_cmd(
         config = ServeConfig(max_batch=max_batch, max_wait=max_wait_ms / 1000, max_queue=max_queue,
                              concurrent_batches=concurrent_batches, max_body_bytes=max_body_bytes,
                              fallback=fallback, token=token or None, warmup=warmup, deadline=deadline,
-                             splitter=QuerySplitter(response_after or None, tuple(strip or ())))
+                             splitter=QuerySplitter(response_after or None, tuple(strip or ()), specials))
         cache_path = None if no_cache else (cache or default_cache())
         rt = Runtime(workers=workers, timeout=timeout, cache=cache_path,
                      on_cache_error=lambda msg: err.print(f"[yellow]warning:[/yellow] {escape(msg)}"))
@@ -93,7 +101,7 @@ def serve_cmd(
     try:
         app = create_app(built, rt, config)
         server = _make_server(uvicorn.Config(app, log_level="warning", access_log=access_log, lifespan="on"),
-                              banner=_banner(_url(sock), built, config, cache_path))
+                              banner=_banner(_url(sock), built, config, cache_path, tokenizer))
         # uvicorn takes SIGTERM/SIGINT for a graceful stop, then raises them again: after a
         # graceful stop, a SIGTERM has nothing left to do
         signal.signal(signal.SIGTERM, lambda *_: None)
@@ -104,7 +112,7 @@ def serve_cmd(
     err.print("rewardlab serve: stopped")
 
 
-def _banner(url: str, spec: Any, config: Any, cache: Path | None) -> str:
+def _banner(url: str, spec: Any, config: Any, cache: Path | None, tokenizer: Path | None = None) -> str:
     batching = (f"at most {config.max_batch} samples, {config.max_wait * 1000:g} ms wait, "
                 f"{config.concurrent_batches} at once, queue {config.max_queue} samples")
     lines = [f"rewardlab serve {url}",
@@ -115,6 +123,9 @@ def _banner(url: str, spec: Any, config: Any, cache: Path | None) -> str:
              f"  deadline    {f'{config.deadline:g} s per request' if config.deadline else 'none'}",
              f"  cache       {cache or 'off'}",
              f"  token       {'required' if config.token else 'none'}"]
+    if tokenizer is not None:
+        lines.append(f"  tokenizer   {tokenizer}  ({len(config.splitter.special)} special tokens; "
+                     "a /get_reward response ends at its first)")
     return "\n".join(lines)
 
 
