@@ -58,18 +58,39 @@ class RunStats:
     cost: Cost = field(default_factory=Cost)
     seconds: float = 0.0
 
-    def record(self, label: str, scores: Sequence[Score], computed: bool) -> None:
-        counter = self.statuses.setdefault(label, Counter())
-        for s in scores:
-            counter[s.status.value] += 1
-            if computed and s.cost is not None:
-                self.latencies.append(s.cost.seconds)
-                self.cost += s.cost
+    def add(self, label: str, tally: _Tally) -> None:
+        self.statuses.setdefault(label, Counter()).update(tally.statuses)
+        if tally.computed:
+            self.computed += tally.count
+            self.latencies += tally.latencies
+            self.cost += tally.cost
+        else:
+            self.cache_hits += tally.count
 
     def to_dict(self) -> dict[str, Any]:
         return {"cache_hits": self.cache_hits, "computed": self.computed,
                 "statuses": {k: dict(v) for k, v in self.statuses.items()},
                 "final": dict(self.final), "cost": self.cost.model_dump(), "seconds": self.seconds}
+
+
+@dataclass
+class _Tally:
+    """One leaf's batch, counted once for every `RunStats` it goes to."""
+
+    count: int
+    computed: bool
+    statuses: Counter[str]
+    latencies: list[float]
+    cost: Cost
+
+    @classmethod
+    def of(cls, scores: Sequence[Score], computed: bool) -> _Tally:
+        statuses: Counter[str] = Counter(s.status.value for s in scores)
+        costs = [s.cost for s in scores if s.cost is not None] if computed else []
+        latencies = [c.seconds for c in costs]
+        cost = Cost(seconds=sum(latencies), input_tokens=sum(c.input_tokens for c in costs),
+                    output_tokens=sum(c.output_tokens for c in costs), usd=sum(c.usd for c in costs))
+        return cls(len(scores), computed, statuses, latencies, cost)
 
 
 @dataclass
@@ -114,7 +135,8 @@ def _graph(spec: Any) -> Scorable | Reward:
 # a batch scored from inside a reward, on a loop of its own: its io limits are its own
 _private_gates: ContextVar[bool] = ContextVar("rewardlab_private_gates", default=False)
 
-# per call: the statistics, and the leaves already scored for each sample (by identity)
+# per call: the statistics, and for each leaf the spec holds more than once, its score of each
+# sample (by identity), computed by whichever comes first
 _call: ContextVar[tuple[RunStats, dict[Hashable, dict[int, asyncio.Future[Score]]]] | None] = (
     ContextVar("rewardlab_call", default=None)
 )
@@ -328,7 +350,7 @@ class Runtime:
     async def _ascore(self, spec: Any, samples: Sequence[Sample], nested: bool = False) -> Scored:
         graph = _graph(spec)
         stats = RunStats()
-        token = _call.set((stats, {}))
+        token = _call.set((stats, {key: {} for key in _repeated_leaves(graph)}))
         active = current._active.set(self)
         private = _private_gates.set(nested)
         t0 = time.perf_counter()
@@ -419,7 +441,10 @@ class Runtime:
         if call is None:
             return await self._score_leaf(reward, samples, options, label, None)
         stats, seen = call
-        futures = seen.setdefault((reward.fingerprint, options.result_key()), {})
+        key = (reward.fingerprint, options.result_key())
+        futures = seen.get(key)
+        if futures is None:  # a leaf the spec holds once: nothing to share
+            return await self._score_leaf(reward, samples, options, label, stats)
         loop = asyncio.get_running_loop()
         mine: list[int] = []
         waits: list[asyncio.Future[Score]] = []
@@ -468,16 +493,15 @@ class Runtime:
                     todo.append(i)
                 else:
                     out[i] = hit
-            cached = [out[i] for i in range(len(samples)) if out[i] is not None]
+            tally = _Tally.of([sc for sc in out if sc is not None], computed=False)
             for st in stats:
-                st.cache_hits += len(cached)
-                st.record(label, cached, computed=False)  # type: ignore[arg-type]
+                st.add(label, tally)
         if todo:
             batch = [samples[i] for i in todo]
             fresh = await self._compute(reward, batch, options)
+            tally = _Tally.of(fresh, computed=True)
             for st in stats:
-                st.computed += len(fresh)
-                st.record(label, fresh, computed=True)
+                st.add(label, tally)
             for i, s in zip(todo, fresh, strict=True):
                 out[i] = s
             if self.cache is not None:
@@ -547,6 +571,18 @@ async def _cancel_tasks() -> None:
     if tasks:
         await asyncio.wait(tasks, timeout=5)
     await asyncio.get_running_loop().shutdown_asyncgens()
+
+
+def _repeated_leaves(graph: Any) -> set[tuple[Any, ...]]:
+    """The (fingerprint, result-affecting options) of leaves that a graph holds more than once."""
+    seen: set[tuple[Any, ...]] = set()
+    repeated: set[tuple[Any, ...]] = set()
+    for node in getattr(graph, "walk", list)():
+        reward, options = getattr(node, "reward", None), getattr(node, "options", None)
+        if isinstance(reward, Reward) and isinstance(options, LeafOptions):
+            key = (reward.fingerprint, options.result_key())
+            (repeated if key in seen else seen).add(key)
+    return repeated
 
 
 def _on_helper_thread(coro: Coroutine[Any, Any, T]) -> T:
