@@ -5,13 +5,15 @@
 gives: value, status, reason and components as the server computed them. `url` may be a list:
 samples are spread over the servers, and a server that fails is replaced by the next one.
 
-The reward is ``kind="io"``: the Runtime runs many samples at once on its event loop, within the
+The reward is ``kind="io"``: the Runtime runs many samples at once on its event loop (at most 64
+by default, a server's default batch; a leaf's ``max_concurrency`` changes it), within the
 limits of the reward's resource (its URLs, so every leaf calling the same servers shares one
 concurrency limit), and retries a call that failed for a reason worth retrying (429, 5xx,
 refused or dropped connection, timeout) with exponential backoff and jitter, waiting at least
 what a 429's ``Retry-After`` asks. An ``io`` reward is called per sample (the reward contract
 has no batched ``io`` kind), so batching is the Runtime's concurrency together with the
-server's own micro-batching, which gathers concurrent requests into one batch.
+server's own micro-batching, which gathers concurrent requests into one batch. One HTTP session
+per event loop keeps connections open between calls.
 
 Configuration never touches the network, so the served spec's range and direction cannot be
 read from its ``/v1/spec``: declare them with the ``range`` (default ``[-inf, inf]``) and
@@ -28,11 +30,13 @@ The functions `sample_row`, `score_of` and `post_scores` speak the protocol for
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import itertools
 import json
 import math
 import time
+import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
@@ -158,6 +162,41 @@ _DIRECTIONS = ("higher", "lower")
 _turn = itertools.count()  # spreads calls over the servers of a list
 
 
+class _Held:
+    """The event loop's HTTP session (its connections are reused across calls) and the task that
+    closes it when the loop cancels its tasks (a Runtime's loop at close, `asyncio.run` at exit)."""
+
+    def __init__(self) -> None:
+        self.session: Any = None
+        self.keeper: asyncio.Task[None] | None = None
+
+
+_HELD: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Held] = weakref.WeakKeyDictionary()
+
+
+async def _keep(held: _Held) -> None:
+    try:
+        await asyncio.Event().wait()
+    finally:
+        session, held.session = held.session, None
+        if session is not None:
+            await session.close()
+
+
+def _session() -> Any:
+    """The running loop's `aiohttp.ClientSession`, made on first use."""
+    import aiohttp
+
+    loop = asyncio.get_running_loop()
+    held = _HELD.get(loop)
+    if held is None:
+        held = _HELD[loop] = _Held()
+        held.keeper = loop.create_task(_keep(held), name="rewardlab-remote-session")
+    if held.session is None or held.session.closed:
+        held.session = aiohttp.ClientSession()
+    return held.session
+
+
 def _range(params: dict[str, Any]) -> tuple[float, float]:
     check_urls(params["url"])
     given = params["range"]
@@ -204,7 +243,7 @@ class _RemoteDef(RewardDef):
 
 def _as_remote(fn: Any) -> _RemoteDef:
     plain = reward(fn, name="remote", kind="io", range=_range, timeout=120.0, retries=3,
-                   max_concurrency=16, resource=_resource, register=False)
+                   max_concurrency=64, resource=_resource, register=False)
     definition = _RemoteDef(plain.fn, plain.info, batched=False)
     registry.add(definition)
     return definition
@@ -246,23 +285,21 @@ async def remote(
     ...
     ValueError: url must be an http(s) URL or a non-empty list of them, not 'gpu-a:8000'
     """
-    import aiohttp
-
     urls = check_urls(url)
     start = next(_turn) % len(urls)
     last: RemoteError | None = None
-    async with aiohttp.ClientSession() as session:
-        for u in urls[start:] + urls[:start]:
-            try:
-                scores, served = await post_scores(session, u, [sample_row(sample)], token=token)
-            except RemoteError as exc:
-                if not exc.retryable:
-                    raise
-                last = exc
-                continue
-            if fingerprint is not None and served != fingerprint:
-                raise RemoteError(f"{u} serves spec {served}, not the expected {fingerprint}", retryable=False)
-            return scores[0]
+    session = _session()
+    for u in urls[start:] + urls[:start]:
+        try:
+            scores, served = await post_scores(session, u, [sample_row(sample)], token=token)
+        except RemoteError as exc:
+            if not exc.retryable:
+                raise
+            last = exc
+            continue
+        if fingerprint is not None and served != fingerprint:
+            raise RemoteError(f"{u} serves spec {served}, not the expected {fingerprint}", retryable=False)
+        return scores[0]
     assert last is not None
     raise last  # retryable: the Runtime tries again after a backoff (at least its Retry-After)
 
