@@ -166,3 +166,16 @@ def test_configuration_rejects_bad_params_and_sends_nothing() -> None:
     low = remote(url="http://a", direction="lower", range=[0, 10])
     assert low.info.direction == "lower" and low.info.range == (0.0, 10.0)
     assert low.fingerprint != remote(url="http://a", range=[0, 10]).fingerprint
+
+
+def test_the_loops_session_is_reused_then_closed_with_the_loop() -> None:
+    import asyncio
+
+    from rewardlab.models import remote as module
+
+    async def twice() -> tuple[Any, Any, Any]:
+        return module._session(), module._session(), asyncio.get_running_loop()
+
+    first, again, loop = asyncio.run(twice())
+    assert first is again and first.closed  # asyncio.run cancelled the keeper, which closed it
+    assert loop not in module._HELD

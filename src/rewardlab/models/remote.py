@@ -178,6 +178,7 @@ async def _keep(held: _Held) -> None:
     try:
         await asyncio.Event().wait()
     finally:
+        _HELD.pop(asyncio.get_running_loop(), None)  # the entry (whose task holds the loop) goes too
         session, held.session = held.session, None
         if session is not None:
             await session.close()
