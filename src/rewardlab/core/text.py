@@ -43,9 +43,14 @@ THINK = "think"
 ANSWER = "answer"
 
 
+_TAG_NAME = re.compile(r"[^<>/\s]+")
+
+
 def check_tag_name(name: str, what: str = "tag") -> str:
     """`name` if it can name a tag (no brackets, slashes or whitespace); else a ValueError."""
-    if not isinstance(name, str) or not name or any(c in name for c in "<>/ \t\r\n"):
+    if name is THINK or name is ANSWER:  # the usual names, checked on every response
+        return name
+    if not isinstance(name, str) or not _TAG_NAME.fullmatch(name):
         raise ValueError(f"{what} {name!r} is not a valid tag name")
     return name
 
