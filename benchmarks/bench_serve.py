@@ -9,15 +9,19 @@
 
 Both answer OpenRLHF's protocol. The load is OpenRLHF's: one sample per ``POST /get_reward``,
 from 1, 16 and 64 concurrent clients (asyncio + one aiohttp session) on 127.0.0.1, for
-``math_answer`` (GSM8K test questions, answers right and wrong in turn) and the sandboxed
-``code_pass`` (HumanEval canonical solutions and ``return None`` bodies in turn). Per cell:
-requests/s (= samples/s: one sample a request), p50 and p99 request latency, errors (failed
-requests, or replies whose reward differs from the expected one), and the ratio of rewardlab's
-throughput to the naive server's. The scores are checked: both servers must give every sample
-its expected reward.
+``math_answer`` (GSM8K test questions, answers right and wrong in turn), the sandboxed
+``code_pass`` (HumanEval canonical solutions and ``return None`` bodies in turn) and the model
+reward ``embedding_rm`` (a linear head on the bundled all-MiniLM-L6-v2, trained in the setup on
+the first ``--rm-pairs`` HH-RLHF harmless-base pairs, scoring the chosen and rejected responses
+of the next pairs in turn). Per cell: requests/s (= samples/s: one sample a request), p50 and p99
+request latency, errors (failed requests, or replies whose reward differs from the expected one:
+exactly for the rule rewards, within 1e-3 for the model, whose expected values are scored in
+process before the load), and the ratio of rewardlab's throughput to the naive server's.
 
     python -m benchmarks.bench_serve            # full run
     python -m benchmarks.bench_serve --quick    # small smoke run
+    python -m benchmarks.bench_serve --rewards embedding_rm
+    python -m benchmarks.bench_serve --rm-batching   # the model in process: one sample a call vs one batch
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -39,7 +44,27 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "verifiable"
+HH = ROOT.parent / "shared" / "data" / "preference" / "hh_rlhf_harmless_base_test.jsonl.gz"
 CONCURRENCY = (1, 16, 64)
+MODEL_TOLERANCE = 1e-3  # a model's logits may differ in the last digits with the batch they are scored in
+
+
+def train_rm(out: Path, pairs: int) -> list[Any]:
+    """Train a linear embedding reward model on the first `pairs` HH-RLHF harmless-base pairs
+    (bundled all-MiniLM-L6-v2, no embedding cache), save it in `out`, and return the pairs it
+    was not trained on."""
+    from rewardlab.models.embedding import Embedder, TrainConfig, read_pairs, train_embedding_rm
+
+    data, _ = read_pairs(HH)
+    t0 = time.perf_counter()
+    embedder = Embedder(cache=False)
+    rm = train_embedding_rm(data[:pairs], TrainConfig(epochs=20, seed=0), embedder=embedder)
+    rm.save(out)
+    embedder.close()
+    r = rm.report
+    print(f"embedding_rm: trained on {pairs} HH-RLHF pairs in {time.perf_counter() - t0:.1f} s; "
+          f"validation accuracy {r.val_accuracy if r else float('nan'):.3f}", flush=True)
+    return data[pairs:]
 
 
 def naive_server(reward: str, port: int) -> None:
@@ -117,7 +142,8 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def workload(reward: str, n: int) -> tuple[list[dict[str, Any]], list[float]]:
+def workload(reward: str, n: int, held_out: list[Any] | None = None,
+             model_path: Path | None = None) -> tuple[list[dict[str, Any]], list[float]]:
     """`n` one-sample OpenRLHF payloads and the reward each should get."""
     payloads, expected = [], []
     if reward == "math_answer":
@@ -130,7 +156,7 @@ def workload(reward: str, n: int) -> tuple[list[dict[str, Any]], list[float]]:
             payloads.append({"query": [prompt + f"The answer is \\boxed{{{answer}}}."], "prompts": [prompt],
                              "labels": [gold]})
             expected.append(1.0 if i % 2 == 0 else 0.0)
-    else:
+    elif reward == "code_pass":
         with gzip.open(DATA / "HumanEval.jsonl.gz", "rt") as fh:
             rows = [json.loads(line) for line in fh]
         for i in range(n):
@@ -140,10 +166,31 @@ def workload(reward: str, n: int) -> tuple[list[dict[str, Any]], list[float]]:
             payloads.append({"query": [prompt + f"```python\n{r['prompt']}{body}\n```"], "prompts": [prompt],
                              "labels": [r]})
             expected.append(1.0 if i % 2 == 0 else 0.0)
+    else:  # a model reward: HH-RLHF dialogues the model was not trained on, chosen and rejected in turn
+        import rewardlab
+        from rewardlab.api import build
+        from rewardlab.core.types import Sample
+
+        assert held_out and model_path, "embedding_rm needs its model and held-out pairs"
+        samples = []
+        for i in range(n):
+            pair = held_out[(i // 2) % len(held_out)]
+            response = pair.chosen if i % 2 == 0 else pair.rejected
+            prompt = pair.prompt if i % 2 == 0 else (pair.rejected_prompt or pair.prompt)
+            prompt = prompt if isinstance(prompt, str) else json.dumps(prompt)
+            response = response if isinstance(response, str) else json.dumps(response)
+            payloads.append({"query": [prompt + response], "prompts": [prompt], "labels": [""]})
+            samples.append(Sample.from_text(prompt, response))
+        # the expected values, scored in process in one batch before the load
+        scores = rewardlab.score(samples, build(reward, path=str(model_path)))
+        if not all(s.ok for s in scores):
+            raise RuntimeError(f"{reward}: the expected scores are not all ok")
+        expected = [float(s.value) for s in scores]  # type: ignore[arg-type]
     return payloads, expected
 
 
-async def _load(url: str, payloads: list[dict[str, Any]], expected: list[float], clients: int) -> dict[str, Any]:
+async def _load(url: str, payloads: list[dict[str, Any]], expected: list[float], clients: int,
+                tolerance: float = 0.0) -> dict[str, Any]:
     import aiohttp
 
     latencies: list[float] = []
@@ -159,8 +206,10 @@ async def _load(url: str, payloads: list[dict[str, Any]], expected: list[float],
                 try:
                     async with session.post(url, json=payloads[i]) as resp:
                         body = await resp.json()
-                        ok = resp.status == 200 and body["rewards"] == [expected[i]]
-                except (aiohttp.ClientError, KeyError, ValueError):
+                        got = body["rewards"]
+                        ok = (resp.status == 200 and len(got) == 1
+                              and abs(got[0] - expected[i]) <= tolerance * max(1.0, abs(expected[i])))
+                except (aiohttp.ClientError, KeyError, TypeError, ValueError):
                     ok = False
                 latencies.append(time.perf_counter() - t0)
                 errors += not ok
@@ -174,31 +223,65 @@ async def _load(url: str, payloads: list[dict[str, Any]], expected: list[float],
             "errors": errors}
 
 
-def run_reward(reward: str, n: int, concurrency: tuple[int, ...]) -> list[dict[str, Any]]:
-    payloads, expected = workload(reward, n)
-    extra = ["-p", "timeout=10"] if reward == "code_pass" else []
-    ours, lines = _start([sys.executable, "-m", "rewardlab.cli", "serve", reward, *extra, "--no-cache",
+def run_reward(reward: str, n: int, concurrency: tuple[int, ...], held_out: list[Any] | None = None,
+               model_path: Path | None = None) -> list[dict[str, Any]]:
+    """Both servers for `reward` (a registered name; `model_path`: the saved model of a model
+    reward), loaded at each concurrency in turn."""
+    spec = f"{reward}(timeout=10)" if reward == "code_pass" else reward
+    if model_path is not None:
+        spec = f"{reward}(path={model_path})"
+    payloads, expected = workload(reward, n, held_out, model_path)
+    tolerance = MODEL_TOLERANCE if model_path is not None else 0.0
+    served = _served(spec)
+    ours, lines = _start([sys.executable, "-m", "rewardlab.cli", "serve", *served, "--no-cache",
                           "--workers", "2", "--port", "0"])
     url_ours = next(line.split()[1] for line in lines if line.startswith("listening http")) + "/get_reward"
     port = _free_port()
-    spec = f"{reward}(timeout=10)" if extra else reward
-    naive, _ = _start([sys.executable, "-m", "benchmarks.bench_serve", "--naive-server", reward, "--port", str(port)]
-                      + (["--code-timeout"] if extra else []))
+    naive, _ = _start([sys.executable, "-m", "benchmarks.bench_serve", "--naive-server", spec, "--port", str(port)])
     url_naive = f"http://127.0.0.1:{port}/get_reward"
     rows = []
     try:
         for url in (url_naive, url_ours):  # warm both
-            asyncio.run(_load(url, payloads[:8], expected[:8], 4))
+            asyncio.run(_load(url, payloads[:8], expected[:8], 4, tolerance))
         for c in concurrency:
             cell = {}
             for name, url in (("naive", url_naive), ("rewardlab", url_ours)):
-                cell[name] = asyncio.run(_load(url, payloads, expected, c))
-            rows.append({"reward": spec, "clients": c, **cell})
+                cell[name] = asyncio.run(_load(url, payloads, expected, c, tolerance))
+            rows.append({"reward": reward if model_path is not None else spec, "clients": c, **cell})
             print(_row(rows[-1]), flush=True)
     finally:
         _stop(ours)
         _stop(naive)
     return rows
+
+
+def model_batching(model_path: Path, held_out: list[Any], n: int = 64) -> None:
+    """In process, no server: the model reward's milliseconds per sample scored one sample a
+    call and `n` samples in one call (what micro-batching can gain for it on this machine)."""
+    import rewardlab
+    from rewardlab.api import build
+    from rewardlab.core.types import Sample
+
+    spec = build("embedding_rm", path=str(model_path))
+    samples = [Sample.from_text(p.prompt if isinstance(p.prompt, str) else json.dumps(p.prompt),
+                                p.chosen if isinstance(p.chosen, str) else json.dumps(p.chosen)) for p in held_out[:n]]
+    rewardlab.score(samples[:4], spec)  # load the model
+    t0 = time.perf_counter()
+    for s in samples:
+        rewardlab.score([s], spec)
+    one = (time.perf_counter() - t0) / len(samples)
+    t0 = time.perf_counter()
+    rewardlab.score(samples, spec)
+    batched = (time.perf_counter() - t0) / len(samples)
+    print(f"embedding_rm in process: {one * 1e3:.1f} ms/sample one at a time, {batched * 1e3:.1f} ms/sample in one "
+          f"batch of {len(samples)} ({one / batched:.2f}x)", flush=True)
+
+
+def _served(spec: str) -> list[str]:
+    """`rewardlab serve` arguments for a spec written ``name`` or ``name(key=value, ...)``."""
+    name, _, args = spec.partition("(")
+    params = [kv.strip() for kv in args.rstrip(")").split(",") if kv.strip()]
+    return [name, *(x for kv in params for x in ("-p", kv))]
 
 
 def _row(r: dict[str, Any]) -> str:
@@ -213,22 +296,39 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--quick", action="store_true", help="small smoke run")
     ap.add_argument("--naive-server", metavar="REWARD", help=argparse.SUPPRESS)
     ap.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
-    ap.add_argument("--code-timeout", action="store_true", help=argparse.SUPPRESS)
-    ap.add_argument("--rewards", nargs="*", default=["math_answer", "code_pass"])
+    ap.add_argument("--rewards", nargs="*", default=["math_answer", "code_pass", "embedding_rm"])
+    ap.add_argument("--rm-batching", action="store_true",
+                    help="only train the embedding_rm and time it one sample a call and in one batch")
+    ap.add_argument("--rm-pairs", type=int, default=256, help="HH-RLHF pairs the embedding_rm is trained on")
     args = ap.parse_args(argv)
     if args.naive_server:
         from rewardlab.api import build
 
-        naive_server(args.naive_server if not args.code_timeout else build(args.naive_server, timeout=10), args.port)
+        name, _, _ = args.naive_server.partition("(")
+        params = dict(kv.split("=", 1) for kv in _served(args.naive_server)[2::2])
+        if name == "code_pass":
+            params = {k: float(v) for k, v in params.items()}
+        naive_server(build(name, **params) if params else name, args.port)  # type: ignore[arg-type]
         return
-    sizes = {"math_answer": 40 if args.quick else 2000, "code_pass": 16 if args.quick else 480}
+    if args.rm_batching:
+        with tempfile.TemporaryDirectory(prefix="bench-serve-rm-") as tmp:
+            model_batching(Path(tmp) / "rm", train_rm(Path(tmp) / "rm", args.rm_pairs))
+        return
+    sizes = {"math_answer": 40 if args.quick else 2000, "code_pass": 16 if args.quick else 480,
+             "embedding_rm": 32 if args.quick else 480}
     print(f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
           f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print("| reward | clients | requests | naive req/s | naive p50 ms | naive p99 ms | naive errors | "
           "rewardlab req/s | rewardlab p50 ms | rewardlab p99 ms | rewardlab errors | ratio (req/s) |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
-    for reward in args.rewards:
-        run_reward(reward, sizes[reward], CONCURRENCY)
+    with tempfile.TemporaryDirectory(prefix="bench-serve-rm-") as tmp:
+        for reward in args.rewards:
+            if reward == "embedding_rm":
+                path = Path(tmp) / "rm"
+                held_out = train_rm(path, args.rm_pairs)
+                run_reward(reward, sizes[reward], CONCURRENCY, held_out, path)
+            else:
+                run_reward(reward, sizes[reward], CONCURRENCY)
     print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
