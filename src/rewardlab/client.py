@@ -22,12 +22,12 @@ from __future__ import annotations
 
 import asyncio
 import random
-import threading
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from rewardlab.core.types import Sample, Score
 from rewardlab.models.remote import RemoteError, check_urls, post_scores, sample_row
+from rewardlab.runtime.aio import run_sync
 
 __all__ = ["RemoteError", "RewardClient"]
 
@@ -59,24 +59,7 @@ class RewardClient:
     def score(self, samples: Sequence[Sample | Mapping[str, Any]]) -> list[Score]:
         """Sync twin of `ascore` (it drives `ascore`); callable from inside a running loop too
         (then on a helper thread)."""
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            return asyncio.run(self.ascore(samples))
-        box: dict[str, Any] = {}
-
-        def target() -> None:
-            try:
-                box["value"] = asyncio.run(self.ascore(samples))
-            except BaseException as exc:  # re-raised in the caller's thread  # noqa: BLE001
-                box["error"] = exc
-
-        t = threading.Thread(target=target, name="rewardlab-client")
-        t.start()
-        t.join()
-        if "error" in box:
-            raise box["error"]
-        return box["value"]  # type: ignore[no-any-return]
+        return run_sync(self.ascore(samples))
 
     async def ascore(self, samples: Sequence[Sample | Mapping[str, Any]]) -> list[Score]:
         """One `Score` per sample (a `rewardlab.Sample` or a row dict), in input order."""

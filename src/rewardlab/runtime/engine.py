@@ -18,7 +18,7 @@ import threading
 import time
 import warnings
 from collections import Counter
-from collections.abc import Callable, Coroutine, Hashable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,7 +35,7 @@ from rewardlab.core.reward import (
 )
 from rewardlab.core.types import Cost, Sample, Score
 from rewardlab.runtime import current, forksafe, mainmodule
-from rewardlab.runtime.aio import Gate, IOLimits, Limited
+from rewardlab.runtime.aio import Gate, IOLimits, Limited, run_sync
 from rewardlab.runtime.cache import CacheError, ScoreCache, UnhashableSample, sample_hash
 
 if TYPE_CHECKING:
@@ -332,7 +332,7 @@ class Runtime:
             # a reward that calls another reward: this loop is busy running the caller, so the
             # inner batch runs on a loop of its own (with private io limits: a Gate lives on one
             # loop), sharing the pool, sandbox and models
-            return _on_helper_thread(self._ascore(spec, samples, nested=True))
+            return run_sync(self._ascore(spec, samples, nested=True))
         future = asyncio.run_coroutine_threadsafe(self._ascore(spec, samples), loop)
         try:
             return future.result()
@@ -583,25 +583,6 @@ def _repeated_leaves(graph: Any) -> set[tuple[Any, ...]]:
             key = (reward.fingerprint, options.result_key())
             (repeated if key in seen else seen).add(key)
     return repeated
-
-
-def _on_helper_thread(coro: Coroutine[Any, Any, T]) -> T:
-    """Run a coroutine to completion on a new event loop in a helper thread (the calling thread
-    is busy running an event loop it cannot give up)."""
-    box: dict[str, Any] = {}
-
-    def target() -> None:
-        try:
-            box["value"] = asyncio.run(coro)
-        except BaseException as exc:  # re-raised in the caller's thread
-            box["error"] = exc
-
-    t = threading.Thread(target=target, name="rewardlab-nested")
-    t.start()
-    t.join()
-    if "error" in box:
-        raise box["error"]
-    return box["value"]  # type: ignore[no-any-return]
 
 
 def _score_with_current(reward: Reward, samples: list[Sample]) -> list[Score]:
