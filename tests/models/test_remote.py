@@ -178,4 +178,4 @@ def test_the_loops_session_is_reused_then_closed_with_the_loop() -> None:
 
     first, again, loop = asyncio.run(twice())
     assert first is again and first.closed  # asyncio.run cancelled the keeper, which closed it
-    assert loop not in module._HELD
+    assert module.SESSIONS.of(loop) is None  # the loop's entry went with it

@@ -248,7 +248,9 @@ def test_a_judges_token_budget_lives_as_long_as_its_runtime(tmp_path: Path) -> N
         spec.write_text(f"reward: {{reward: judge_score, params: {{base_url: '{server.base_url}', "
                         f"model: m, api_key: k, tpm: 1000000000}}}}\n")
         score_file(_rows(tmp_path / "in.jsonl", 30), spec, tmp_path / "out.jsonl", runtime=rt, chunk_size=5)
-        budgets = list(_judge_client._STATE[rt.loop].budgets.values())
+        state = _judge_client.STATE.of(rt.loop)
+        assert state is not None
+        budgets = list(state.budgets.values())
         # one budget for the whole run: it has seen every request of all six chunks
         assert len(budgets) == 1 and len(budgets[0]._spent) == 30 == len(clock.arrivals)
 

@@ -13,10 +13,11 @@ import hashlib
 import math
 import os
 import time
-import weakref
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
+
+from rewardlab.runtime.aio import PerLoop
 
 ENV_BASE_URL = ("REWARDLAB_JUDGE_BASE_URL", "OPENAI_BASE_URL")
 ENV_MODEL = ("REWARDLAB_JUDGE_MODEL",)
@@ -92,35 +93,20 @@ class TokenBudget:
 
 
 class _LoopState:
+    """One loop's judge clients and token budgets."""
+
     def __init__(self) -> None:
         self.clients: dict[tuple[str, str], Any] = {}
         self.budgets: dict[tuple[str, str, float], TokenBudget] = {}
-        self.keeper: asyncio.Task[None] | None = None
 
-
-_STATE: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopState] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-async def _keep(state: _LoopState) -> None:
-    """Lives as long as the loop; closes the loop's clients when the loop cancels its tasks."""
-    try:
-        await asyncio.Event().wait()
-    finally:
-        clients = list(state.clients.values())
-        state.clients.clear()
+    async def aclose(self) -> None:
+        clients = list(self.clients.values())
+        self.clients.clear()
         for client in clients:
             await client.close()
 
 
-def _state() -> _LoopState:
-    loop = asyncio.get_running_loop()
-    state = _STATE.get(loop)
-    if state is None:
-        state = _STATE[loop] = _LoopState()
-        state.keeper = loop.create_task(_keep(state), name="rewardlab-judge-clients")
-    return state
+STATE: PerLoop[_LoopState] = PerLoop(_LoopState, _LoopState.aclose, "rewardlab-judge-clients")
 
 
 def _client(endpoint: Endpoint) -> Any:
@@ -130,7 +116,7 @@ def _client(endpoint: Endpoint) -> Any:
         raise JudgeRequestError(
             "LLM judges need the openai package: pip install 'rewardlab[judge]'", retryable=False
         ) from exc
-    state = _state()
+    state = STATE.get()
     key = endpoint.key()
     ident = (endpoint.base_url, hashlib.sha256(key.encode()).hexdigest())
     client = state.clients.get(ident)
@@ -233,7 +219,7 @@ async def chat(
         kwargs["extra_body"] = extra_body
     entry: list[float] | None = None
     if endpoint.tpm:
-        state = _state()
+        state = STATE.get()
         bkey = (endpoint.base_url, endpoint.model, endpoint.tpm)
         budget = state.budgets.get(bkey)
         if budget is None:

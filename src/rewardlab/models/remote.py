@@ -30,13 +30,11 @@ The functions `sample_row`, `score_of` and `post_scores` speak the protocol for
 
 from __future__ import annotations
 
-import asyncio
 import email.utils
 import itertools
 import json
 import math
 import time
-import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
@@ -46,6 +44,7 @@ from pydantic import ValidationError
 from rewardlab.core.registry import registry
 from rewardlab.core.reward import Reward, RewardDef, fingerprint_of, reward
 from rewardlab.core.types import Sample, Score
+from rewardlab.runtime.aio import PerLoop
 
 SCORE_PATH = "/v1/score"
 _SCORE_FIELDS = frozenset(Score.model_fields)
@@ -162,40 +161,31 @@ _DIRECTIONS = ("higher", "lower")
 _turn = itertools.count()  # spreads calls over the servers of a list
 
 
-class _Held:
-    """The event loop's HTTP session (its connections are reused across calls) and the task that
-    closes it when the loop cancels its tasks (a Runtime's loop at close, `asyncio.run` at exit)."""
+class _Session:
+    """One loop's HTTP session: its connections are reused across calls; closed with the loop."""
 
     def __init__(self) -> None:
         self.session: Any = None
-        self.keeper: asyncio.Task[None] | None = None
 
+    def get(self) -> Any:
+        import aiohttp
 
-_HELD: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Held] = weakref.WeakKeyDictionary()
+        if self.session is None or self.session.closed:
+            self.session = aiohttp.ClientSession()
+        return self.session
 
-
-async def _keep(held: _Held) -> None:
-    try:
-        await asyncio.Event().wait()
-    finally:
-        _HELD.pop(asyncio.get_running_loop(), None)  # the entry (whose task holds the loop) goes too
-        session, held.session = held.session, None
+    async def aclose(self) -> None:
+        session, self.session = self.session, None
         if session is not None:
             await session.close()
 
 
+SESSIONS: PerLoop[_Session] = PerLoop(_Session, _Session.aclose, "rewardlab-remote-session")
+
+
 def _session() -> Any:
     """The running loop's `aiohttp.ClientSession`, made on first use."""
-    import aiohttp
-
-    loop = asyncio.get_running_loop()
-    held = _HELD.get(loop)
-    if held is None:
-        held = _HELD[loop] = _Held()
-        held.keeper = loop.create_task(_keep(held), name="rewardlab-remote-session")
-    if held.session is None or held.session.closed:
-        held.session = aiohttp.ClientSession()
-    return held.session
+    return SESSIONS.get().get()
 
 
 def _range(params: dict[str, Any]) -> tuple[float, float]:

@@ -11,9 +11,10 @@ import inspect
 import random
 import threading
 import time
+import weakref
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 
@@ -134,6 +135,39 @@ async def _invoke(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         raise
     except BaseException as exc:  # SystemExit and the like from a reward: that call fails
         raise RewardExited(f"{type(exc).__name__}: {exc}") from None
+
+
+class PerLoop(Generic[T]):
+    """One value per running event loop (a Runtime's loop, or one `asyncio.run`), made on first
+    use there and closed by `aclose(value)` when that loop cancels its tasks (a Runtime's
+    `close()`, the end of `asyncio.run`): HTTP clients and sessions whose connections must not
+    outlive or cross their loop."""
+
+    def __init__(self, make: Callable[[], T], aclose: Callable[[T], Awaitable[None]], name: str) -> None:
+        self._make, self._aclose, self._name = make, aclose, name
+        self._values: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, T] = weakref.WeakKeyDictionary()
+        self._keepers: set[asyncio.Task[None]] = set()
+
+    def get(self) -> T:
+        loop = asyncio.get_running_loop()
+        value = self._values.get(loop)
+        if value is None:
+            value = self._values[loop] = self._make()
+            keeper = loop.create_task(self._keep(value), name=self._name)
+            self._keepers.add(keeper)
+            keeper.add_done_callback(self._keepers.discard)
+        return value
+
+    def of(self, loop: asyncio.AbstractEventLoop) -> T | None:
+        """The value of `loop`, if it has one (without making it)."""
+        return self._values.get(loop)
+
+    async def _keep(self, value: T) -> None:
+        try:
+            await asyncio.Event().wait()
+        finally:
+            self._values.pop(asyncio.get_running_loop(), None)
+            await self._aclose(value)
 
 
 def run_sync(coro: Coroutine[Any, Any, T]) -> T:
