@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from rewardlab import Runtime
-from rewardlab.integrations.common import batcher, resolve
+from rewardlab.integrations.common import batcher, resolve, runtime_for
 from rewardlab.integrations.verl import compute_score
 from tests.integrations.conftest import COMPOSITE, WITH_FAULTY, wrong
 
@@ -127,3 +127,19 @@ def test_extra_keyword_arguments_and_a_missing_extra_info(runtime: Runtime, gsm8
     got = asyncio.run(compute_score("openai/gsm8k", f"\\boxed{{{r['gold']}}}", r["gold"], None,
                                     reward_router_address=None, reward_model_tokenizer=None, spec="math_answer"))
     assert got == {"score": 1.0, "rewardlab_ok": 1.0}
+
+
+def test_a_cache_given_through_reward_kwargs(gsm8k: list[dict[str, Any]], tmp_path: Any) -> None:
+    # +reward.custom_reward_function.reward_kwargs.cache=... : a Runtime of the adapter's own with that cache;
+    # the second pass over the same rollouts is served from it
+    kwargs = {"spec": "math_answer", "cache": str(tmp_path / "scores.db"), "workers": 1}
+    calls = [verl_row(r, f"\\boxed{{{r['gold']}}}") for r in gsm8k]
+    rt = runtime_for(kwargs["cache"], 1, None)
+    try:
+        first = asyncio.run(verl_batch(calls, kwargs))
+        hits = rt.stats.cache_hits
+        second = asyncio.run(verl_batch(calls, kwargs))
+        assert first["score"].tolist() == second["score"].tolist() == [1.0] * len(gsm8k)
+        assert rt.stats.cache_hits - hits == len(gsm8k)
+    finally:
+        rt.close()

@@ -9,6 +9,7 @@ no asyncio object is shared between loops."""
 from __future__ import annotations
 
 import asyncio
+import atexit
 import concurrent.futures
 import json
 import math
@@ -103,6 +104,7 @@ class Batcher:
     batches: int = 0
     _pending: list[tuple[Sample, asyncio.Future[Score]]] = field(default_factory=list)
     _timer: asyncio.TimerHandle | None = None
+    _running: set[asyncio.Task[None]] = field(default_factory=set)  # a running batch is kept referenced
 
     async def score(self, sample: Sample) -> Score:
         """The score of `sample`, awaitable from any event loop."""
@@ -132,7 +134,9 @@ class Batcher:
         batch, self._pending = self._pending, []
         if batch:
             self.batches += 1
-            asyncio.get_running_loop().create_task(self._run(batch))
+            task = asyncio.get_running_loop().create_task(self._run(batch))
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
 
     async def _run(self, batch: list[tuple[Sample, asyncio.Future[Score]]]) -> None:
         try:
@@ -142,6 +146,23 @@ class Batcher:
         for (_, fut), sc in zip(batch, scores, strict=True):
             if not fut.done():
                 fut.set_result(sc)
+
+
+_runtimes: dict[tuple[Any, ...], Runtime] = {}
+
+
+def runtime_for(cache: str | None = None, workers: int | None = None, timeout: float | None = None) -> Runtime:
+    """The current Runtime when no option is set, else a process-wide Runtime made with these
+    options on first use (its cache file, pool size, per-sample timeout) and closed at exit."""
+    if cache is None and workers is None and timeout is None:
+        return current_runtime()
+    key = (cache, workers, timeout)
+    with _specs_lock:
+        rt = _runtimes.get(key)
+        if rt is None or rt.closed:
+            rt = _runtimes[key] = Runtime(cache=cache, workers=workers, timeout=timeout)
+            atexit.register(rt.close)
+        return rt
 
 
 _batchers: dict[tuple[int, str], Batcher] = {}

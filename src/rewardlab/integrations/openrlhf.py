@@ -34,6 +34,7 @@ from typing import Any
 from rewardlab.api import SpecLike
 from rewardlab.core.types import Score
 from rewardlab.integrations.common import batcher, check_fallback, resolve
+from rewardlab.runtime.engine import Runtime
 from rewardlab.serve.openrlhf import QuerySplitter, Unsplittable, reply
 from rewardlab.serve.specinfo import component_keys
 
@@ -42,9 +43,10 @@ RewardFunc = Callable[..., dict[str, Any]]
 
 def make_reward_func(spec: SpecLike, *, fallback: float = 0.0, response_after: str | None = None,
                      strip: Sequence[str] = (), special: Sequence[str] = (), max_batch: int = 64,
-                     max_wait: float = 0.005) -> RewardFunc:
+                     max_wait: float = 0.005, runtime: Runtime | None = None) -> RewardFunc:
     """An OpenRLHF ``reward_func(queries, prompts, labels, **kwargs)`` for `spec` (see the
-    module doc). Concurrent calls from OpenRLHF's threads are batched into one Runtime batch."""
+    module doc), scored on `runtime` (default: the current Runtime). Concurrent calls from
+    OpenRLHF's threads are batched into one Runtime batch."""
     built = resolve(spec)
     keys = component_keys(built)
     fb = check_fallback(fallback)
@@ -57,7 +59,7 @@ def make_reward_func(spec: SpecLike, *, fallback: float = 0.0, response_after: s
         labels = list(labels) if labels is not None else [None] * n
         if len(prompts) != n or len(labels) != n:
             raise ValueError(f"{n} queries, {len(prompts)} prompts and {len(labels)} labels: one each per sample")
-        bat = batcher(built, max_batch=max_batch, max_wait=max_wait)
+        bat = batcher(built, runtime, max_batch=max_batch, max_wait=max_wait)
         waits: list[Any] = []
         scores: list[Score | None] = []
         for q, p, lab in zip(queries, prompts, labels, strict=True):

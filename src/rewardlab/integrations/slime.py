@@ -29,6 +29,7 @@ from rewardlab.api import SpecLike
 from rewardlab.core.registry import registry
 from rewardlab.core.types import Sample, Score
 from rewardlab.integrations.common import batcher, check_fallback, record, record_keys, resolve, value
+from rewardlab.runtime.engine import Runtime
 
 Single = Callable[[Any, Any], Awaitable[float | dict[str, float]]]
 Group = Callable[[Any, Sequence[Any]], Awaitable[list[float] | list[dict[str, float]]]]
@@ -46,8 +47,8 @@ def to_sample(sample: Any) -> Sample:
         raise ValueError(f"a slime sample rewardlab cannot read: {exc.errors()[0]['msg']}") from None
 
 
-async def _score(spec: Any, samples: Sequence[Any]) -> list[Score]:
-    bat = batcher(spec)
+async def _score(spec: Any, samples: Sequence[Any], runtime: Runtime | None) -> list[Score]:
+    bat = batcher(spec, runtime)
 
     async def one(s: Any) -> Score:
         try:
@@ -58,26 +59,29 @@ async def _score(spec: Any, samples: Sequence[Any]) -> list[Score]:
     return list(await asyncio.gather(*(one(s) for s in samples)))
 
 
-def make_reward(spec: SpecLike, *, fallback: float = 0.0, as_dict: bool = False) -> Single:
-    """slime's single-sample reward ``async fn(args, sample)`` for `spec` (see the module doc)."""
+def make_reward(spec: SpecLike, *, fallback: float = 0.0, as_dict: bool = False,
+                runtime: Runtime | None = None) -> Single:
+    """slime's single-sample reward ``async fn(args, sample)`` for `spec` (see the module doc),
+    scored on `runtime` (default: the current Runtime)."""
     built, fb = resolve(spec), check_fallback(fallback)
     keys = record_keys(built)
 
     async def reward(args: Any, sample: Any) -> float | dict[str, float]:
-        (score,) = await _score(built, [sample])
+        (score,) = await _score(built, [sample], runtime)
         return record(score, keys, fb) if as_dict else value(score, fb)
 
     return reward
 
 
-def make_group_reward(spec: SpecLike, *, fallback: float = 0.0, as_dict: bool = False) -> Group:
+def make_group_reward(spec: SpecLike, *, fallback: float = 0.0, as_dict: bool = False,
+                      runtime: Runtime | None = None) -> Group:
     """slime's group reward ``async fn(args, samples)`` (``--group-rm``) for `spec`: one reward per
     sample, in order, the group scored in one Runtime batch."""
     built, fb = resolve(spec), check_fallback(fallback)
     keys = record_keys(built)
 
     async def group_reward(args: Any, samples: Sequence[Any]) -> list[Any]:
-        scores = await _score(built, list(samples))
+        scores = await _score(built, list(samples), runtime)
         return [record(s, keys, fb) if as_dict else value(s, fb) for s in scores]
 
     return group_reward

@@ -29,6 +29,7 @@ from rewardlab.api import SpecLike
 from rewardlab.core.registry import registry
 from rewardlab.core.types import Sample, Score
 from rewardlab.integrations.common import batcher, check_fallback, number, resolve, value
+from rewardlab.runtime.engine import Runtime
 from rewardlab.serve.specinfo import component_keys
 
 Plugin = Callable[..., Awaitable[float | dict[str, float]]]
@@ -66,8 +67,9 @@ def to_sample(task: Any, trace: Any, reference: str = "answer") -> Sample:
 
 
 def make_reward(spec: SpecLike, *, reference: str = "answer", fallback: float | None = 0.0,
-                components: bool = False) -> Plugin:
-    """A verifiers reward plug-in ``async fn(task, trace)`` for `spec` (see the module doc)."""
+                components: bool = False, runtime: Runtime | None = None) -> Plugin:
+    """A verifiers reward plug-in ``async fn(task, trace)`` for `spec` (see the module doc),
+    scored on `runtime` (default: the current Runtime)."""
     built = resolve(spec)
     fb = None if fallback is None else check_fallback(fallback)
     keys = [k for k in component_keys(built) if "/" not in k]
@@ -75,7 +77,7 @@ def make_reward(spec: SpecLike, *, reference: str = "answer", fallback: float | 
         raise ValueError("components=True needs a spec with components (a composition), not a single reward")
 
     async def reward(task: Any, trace: Any) -> float | dict[str, float]:
-        score: Score = await batcher(built).score(to_sample(task, trace, reference))
+        score: Score = await batcher(built, runtime).score(to_sample(task, trace, reference))
         if not score.ok and fb is None:
             raise RewardUnavailable(f"{score.status.value}: {score.reason}")
         fill = 0.0 if fb is None else fb

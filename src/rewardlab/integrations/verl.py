@@ -7,7 +7,9 @@
 verl awaits `compute_score` once per sample, one asyncio task per sample, and merges
 ``reward_kwargs`` into every call (``verl/trainer/ppo/reward.py::get_custom_reward_fn``): `spec`
 (a registered reward name, a spec file, YAML text or a dict), optional `fallback` (default 0.0),
-`max_batch` and `max_wait` (the micro-batching of concurrent calls into one Runtime batch).
+`max_batch` and `max_wait` (the micro-batching of concurrent calls into one Runtime batch), and
+`cache` (a SQLite file), `workers`, `timeout` for a Runtime of the adapter's own (without them, the
+current Runtime scores: the process-wide default, no cache).
 
 `solution_str` is the decoded response only; the prompt reaches the reward only when the dataset
 stored it in ``extra_info["question"]`` (verl's GSM8K preprocessing does). `ground_truth` is the
@@ -30,7 +32,7 @@ from typing import Any
 
 from rewardlab.api import SpecLike
 from rewardlab.core.types import Sample
-from rewardlab.integrations.common import batcher, check_fallback, record, record_keys, resolve
+from rewardlab.integrations.common import batcher, check_fallback, record, record_keys, resolve, runtime_for
 
 
 def _metadata(data_source: Any, extra_info: Any) -> dict[str, Any]:
@@ -54,7 +56,8 @@ def to_sample(data_source: Any, solution_str: str, ground_truth: Any, extra_info
 
 async def compute_score(data_source: Any, solution_str: str, ground_truth: Any, extra_info: Any = None, *,
                         spec: SpecLike | None = None, fallback: float = 0.0, max_batch: int = 64,
-                        max_wait: float = 0.005, **kwargs: Any) -> dict[str, float]:
+                        max_wait: float = 0.005, cache: str | None = None, workers: int | None = None,
+                        timeout: float | None = None, **kwargs: Any) -> dict[str, float]:
     """The reward of one verl sample (see the module doc): ``score``, the spec's components and
     ``rewardlab_ok``. Other keyword arguments verl passes (``reward_router_address``,
     ``reward_model_tokenizer``) are ignored."""
@@ -63,6 +66,7 @@ async def compute_score(data_source: Any, solution_str: str, ground_truth: Any, 
     built = resolve(spec)
     keys = record_keys(built)
     fb = check_fallback(fallback)
-    score = await batcher(built, max_batch=max_batch, max_wait=max_wait).score(
+    rt = runtime_for(cache, workers, timeout)
+    score = await batcher(built, rt, max_batch=max_batch, max_wait=max_wait).score(
         to_sample(data_source, solution_str, ground_truth, extra_info))
     return record(score, keys, fb)
