@@ -7,6 +7,8 @@ call, ``_fetch_rewards_via_func``). The file is one line::
 configured by the environment of the trainer's processes: ``REWARDLAB_SPEC`` (a registered reward
 name, a spec file or YAML text; required), ``REWARDLAB_RESPONSE_AFTER`` (the marker the response
 follows, e.g. ``<|im_start|>assistant\\n``, used when a query does not contain its prompt),
+``REWARDLAB_SPECIAL`` (the policy's special tokens, separated by ``|``: the response ends at the
+first, so a turn the policy forges after its end-of-turn token is not graded),
 ``REWARDLAB_STRIP`` (strings removed from the response, separated by ``|``) and
 ``REWARDLAB_FALLBACK`` (default 0.0). Or build one with its settings in the file::
 
@@ -84,6 +86,8 @@ def reward_func(queries: Sequence[str], prompts: Sequence[str] | None = None,
     if not spec:
         raise ValueError("REWARDLAB_SPEC is not set: name the reward or spec file the trainer scores with")
     strip = tuple(s for s in os.environ.get("REWARDLAB_STRIP", "").split("|") if s)
+    special = tuple(s for s in os.environ.get("REWARDLAB_SPECIAL", "").split("|") if s)
     fn = make_reward_func(spec, fallback=float(os.environ.get("REWARDLAB_FALLBACK", "0.0")),
-                          response_after=os.environ.get("REWARDLAB_RESPONSE_AFTER") or None, strip=strip)
+                          response_after=os.environ.get("REWARDLAB_RESPONSE_AFTER") or None, strip=strip,
+                          special=special)
     return fn(queries, prompts, labels, **kwargs)
