@@ -6,10 +6,9 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-import yaml
 from rich.markup import escape
 from rich.progress import (
     BarColumn,
@@ -22,7 +21,6 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from rewardlab.api import build
 from rewardlab.apply.scorefile import score_file
 from rewardlab.apply.summary import Summary
 from rewardlab.cli.common import (
@@ -31,23 +29,15 @@ from rewardlab.cli.common import (
     EXIT_TERMINATED,
     RUNNING,
     Terminated,
+    default_cache,
     err,
     fail,
     key_values,
+    load_reward,
 )
-from rewardlab.compose.spec import SpecError
-from rewardlab.core.registry import UnknownRewardError
 from rewardlab.io.files import InputError, count_rows
 from rewardlab.io.output import OutputError
 from rewardlab.runtime.engine import Runtime
-
-
-def default_cache() -> Path:
-    """`$REWARDLAB_CACHE`, else ~/.cache/rewardlab/scores.db."""
-    env = os.environ.get("REWARDLAB_CACHE")
-    if env:
-        return Path(env)
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "rewardlab" / "scores.db"
 
 
 def _print_summary(s: Summary, out: Path) -> None:
@@ -83,19 +73,6 @@ def _check_summary_path(path: Path) -> None:
         raise fail(f"--summary-json {path} is not writable")
 
 
-def _load(reward: str, param: list[str] | None) -> Any:
-    try:
-        if param:
-            return build(reward, **{k: yaml.safe_load(v) for k, v in key_values(param, "param").items()})
-        return build(reward)
-    except (SpecError, UnknownRewardError, ValueError, TypeError) as exc:
-        raise fail(str(exc)) from None
-    except RecursionError:
-        raise fail(f"spec {reward}: nested too deeply") from None
-    except Exception as exc:  # noqa: BLE001 - e.g. a reward module that raises on import: say which
-        raise fail(f"cannot load reward {reward!r}: {type(exc).__name__}: {exc}") from None
-
-
 def score_cmd(
     input: Annotated[Path, typer.Argument(help="JSONL, Parquet, or an HF dataset directory")],
     reward: Annotated[str, typer.Option("--reward", "-r", help="spec file, or a reward name")],
@@ -119,7 +96,7 @@ def score_cmd(
     mapping and split (otherwise the command refuses; --overwrite starts it over). Only one
     run at a time writes an output.
     """
-    spec = _load(reward, param)
+    spec = load_reward(reward, param)
     mapping = key_values(map_, "map")
     if summary_json:
         _check_summary_path(summary_json)

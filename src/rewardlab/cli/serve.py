@@ -13,8 +13,7 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
-from rewardlab.cli.common import EXIT_FAILED, err, fail
-from rewardlab.cli.score import _load, default_cache
+from rewardlab.cli.common import EXIT_FAILED, default_cache, err, fail, load_reward
 from rewardlab.runtime.engine import Runtime
 
 
@@ -80,7 +79,7 @@ def serve_cmd(
         specials = tokenizer_specials(tokenizer) if tokenizer is not None else ()
     except (ImportError, ValueError) as exc:
         raise fail(f"--tokenizer: {exc}") from None
-    built = _load(spec, param)
+    built = load_reward(spec, param)
     if any(n.needs_groups for n in built.root.walk()):
         raise fail("this spec normalises within groups of samples; a server batches whatever requests "
                    "arrive together, so groups would be split: serve the spec without the group step")

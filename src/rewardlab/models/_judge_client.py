@@ -17,7 +17,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from rewardlab.runtime.aio import PerLoop
+from rewardlab.runtime.aio import CallFailed, PerLoop
 
 ENV_BASE_URL = ("REWARDLAB_JUDGE_BASE_URL", "OPENAI_BASE_URL")
 ENV_MODEL = ("REWARDLAB_JUDGE_MODEL",)
@@ -34,16 +34,9 @@ def from_env(names: tuple[str, ...]) -> str | None:
     return None
 
 
-class JudgeRequestError(Exception):
+class JudgeRequestError(CallFailed):
     """A request that failed. `retryable` tells the runtime whether to try again;
     `retry_after` is the server's requested wait in seconds (from a 429), if any."""
-
-    def __init__(self, message: str, *, retryable: bool, status: int | None = None,
-                 retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.retryable = retryable
-        self.status = status
-        self.retry_after = retry_after
 
 
 @dataclass

@@ -44,22 +44,15 @@ from pydantic import ValidationError
 from rewardlab.core.registry import registry
 from rewardlab.core.reward import Reward, RewardDef, fingerprint_of, reward
 from rewardlab.core.types import Sample, Score
-from rewardlab.runtime.aio import PerLoop
+from rewardlab.runtime.aio import CallFailed, PerLoop
 
 SCORE_PATH = "/v1/score"
 _SCORE_FIELDS = frozenset(Score.model_fields)
 
 
-class RemoteError(Exception):
+class RemoteError(CallFailed):
     """A request to a rewardlab server that failed. `retryable` says whether trying again (or
     another server) may help; `retry_after` is the wait in seconds a 429 or 503 asked for."""
-
-    def __init__(self, message: str, *, retryable: bool, status: int | None = None,
-                 retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.retryable = retryable
-        self.status = status
-        self.retry_after = retry_after
 
 
 def check_urls(url: str | Sequence[str]) -> tuple[str, ...]:

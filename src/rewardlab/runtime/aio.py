@@ -80,6 +80,19 @@ class IOLimits:
     backoff_max: float = 20.0
 
 
+class CallFailed(Exception):
+    """A failed call to a service, saying how the retry loop should treat it: `retryable`
+    (whether trying again may help), `retry_after` (the wait in seconds the service asked for,
+    e.g. from a 429) and the HTTP `status`, when there is one."""
+
+    def __init__(self, message: str, *, retryable: bool, status: int | None = None,
+                 retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+        self.status = status
+        self.retry_after = retry_after
+
+
 class RetriesExhausted(Exception):
     def __init__(self, attempts: int, last: BaseException) -> None:
         kind = "timeout" if isinstance(last, TimeoutError) else type(last).__name__
