@@ -13,6 +13,7 @@ import sys
 
 import typer
 
+from rewardlab.cli.audit import audit_app
 from rewardlab.cli.common import EXIT_TERMINATED, Terminated, err
 from rewardlab.cli.list import list_rewards
 from rewardlab.cli.process import on_sigterm, private_mp_tempdir
@@ -26,6 +27,7 @@ app.command("list")(list_rewards)
 app.command("score")(score_cmd)
 app.command("serve")(serve_cmd)
 app.add_typer(train_app, name="train")
+app.add_typer(audit_app, name="audit")
 
 
 def main() -> None:

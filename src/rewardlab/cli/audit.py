@@ -1,0 +1,15 @@
+"""`rewardlab audit ...`: can a reward be trusted before training on it? One subcommand per
+analysis; each is a thin layer over `rewardlab.audit`.
+"""
+
+from __future__ import annotations
+
+import typer
+
+audit_app = typer.Typer(help="Audit a reward: biases, robustness, gameability, over-optimisation, drift.",
+                        no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
+
+
+@audit_app.callback()
+def _audit() -> None:
+    """Audit a reward (a group: each analysis is its own subcommand)."""
