@@ -22,6 +22,7 @@ from rewardlab.compose.spec import Spec
 from rewardlab.core.reward import reward
 from rewardlab.core.types import Sample
 from rewardlab.integrations.trl import TRLReward, trl_reward, trl_rewards
+from tests.integrations.rewards_for_integrations import crash_for_row, letters
 from tests.runtime.rewards_for_tests import gated
 
 COMPOSITE = {"reward": {"sum": [{"reward": "math_answer", "weight": 2.0},
@@ -271,26 +272,18 @@ def _tiny_model_and_tokenizer() -> tuple[Any, Any]:
     return transformers.LlamaForCausalLM(config), tok
 
 
-@reward(kind="cpu", register=False, range=(0, 1))
-def letters(response_text: str) -> float:
-    """The fraction of letters in the response (0 for an empty one)."""
-    if not response_text:
-        return 0.0
-    return sum(c.isalpha() for c in response_text) / len(response_text)
-
-
-@reward(kind="cpu", register=False, range=(0, 1))
-def crash_for_row(prompt_text: str, metadata: dict[str, Any]) -> float:
-    """1 for every row but the one marked `crash`, where it raises."""
-    if metadata.get("crash"):
-        raise RuntimeError("crash for this row")
-    return 1.0
-
-
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 @pytest.mark.filterwarnings("ignore::FutureWarning", "ignore::UserWarning", "ignore::DeprecationWarning")
 def test_grpo_trainer_run(tmp_path: Path) -> None:
+    spec = Spec(WeightedSum([Leaf(letters(), "letters"), Leaf(crash_for_row(), "rowcheck", weight=0.5)]), Policies())
+    check_grpo_run(tmp_path, trl_reward(spec, name="rewardlab_sum"), {"spec": crash_for_row})
+
+
+def check_grpo_run(tmp_path: Path, main: TRLReward, spy_source: dict[str, Any]) -> None:
+    """A 3-step GRPO run with `main` (the sum letters + 0.5 * rowcheck, named ``rewardlab_sum``) and
+    a recording reward ``rowcheck_only`` (`crash_for_row`, from `spy_source`: a spec or a client):
+    the logs carry status fractions and component means, and a step whose rows crash is skipped."""
     pytest.importorskip("trl")
     import datasets
     from trl import GRPOConfig, GRPOTrainer
@@ -298,8 +291,6 @@ def test_grpo_trainer_run(tmp_path: Path) -> None:
     model, tok = _tiny_model_and_tokenizer()
     rows = [{"prompt": [{"role": "user", "content": f"What is {i}+4? Answer with a number."}],
              "solution": str(i + 4), "crash": i % 2 == 1} for i in range(8)]
-    spec = Spec(WeightedSum([Leaf(letters(), "letters"), Leaf(crash_for_row(), "rowcheck", weight=0.5)]), Policies())
-    main = trl_reward(spec, name="rewardlab_sum")
     seen: list[list[float | None]] = []
 
     class Spy(TRLReward):
@@ -308,7 +299,7 @@ def test_grpo_trainer_run(tmp_path: Path) -> None:
             seen.append(out)
             return out
 
-    spy = Spy(crash_for_row, reference=None, name="rowcheck_only")
+    spy = Spy(**spy_source, reference=None, name="rowcheck_only")
     config = GRPOConfig(output_dir=str(tmp_path), num_generations=4, per_device_train_batch_size=4,
                         max_completion_length=12, max_steps=3, learning_rate=1e-5, use_cpu=True, report_to=[],
                         logging_steps=1, save_strategy="no", bf16=False, gradient_checkpointing=False, seed=0)

@@ -12,7 +12,9 @@ function gives ``None`` for a completion, forces its advantage to 0 (``trl/train
 
 An object whose ``__call__`` is ``async def`` is run by TRL on its own event-loop thread
 (``trl/trainer/utils.py::is_async_callable``); the batch is scored with ``await Runtime.ascore``,
-so CPU-heavy rewards run in the Runtime's process pool and TRL's loop is never blocked.
+so CPU-heavy rewards run in the Runtime's process pool and TRL's loop is never blocked. With
+``client=`` (a `rewardlab.client.RewardClient`), the batch is scored on rewardlab servers instead
+(``await client.ascore``), so the reward runs on other machines than the trainer.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from __future__ import annotations
 import warnings
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from rewardlab.api import SpecLike, build
 from rewardlab.compose.nodes import WeightedSum
@@ -30,13 +32,18 @@ from rewardlab.io.rows import to_sample
 from rewardlab.runtime.current import current_runtime
 from rewardlab.runtime.engine import Runtime
 
+if TYPE_CHECKING:
+    from rewardlab.client import RewardClient
+
 # keyword arguments TRL adds to the dataset columns; they are not sample metadata
 TRAINER_KWARGS = frozenset({"trainer_state", "log_extra", "log_metric", "environments"})
 STATUSES = tuple(s.value for s in Status)
 
 
 class TRLReward:
-    """A TRL reward function backed by a rewardlab spec.
+    """A TRL reward function backed by a rewardlab spec, scored by a Runtime in this process or,
+    given `client`, by the rewardlab servers it talks to (then `spec` is the server's and is not
+    given here).
 
     Returns, per completion, the spec's value when its status is ``ok`` and ``None`` otherwise
     (TRL skips it). Range and direction are the spec's own (see ``rewardlab list``).
@@ -46,18 +53,28 @@ class TRLReward:
     a composite spec, the mean of each component over the completions where it has a value
     (``<component>/mean``). With ``log_extra``, the completions table gets a ``<name>/status``
     column (the status, and the reason when not ``ok``).
+
+    A sample that fails on a server comes back as an error score (``None`` to TRL); a server that
+    still cannot be reached after the client's retries raises `rewardlab.client.RemoteError`, so an
+    outage stops the step instead of training on nothing.
     """
 
-    def __init__(self, spec: SpecLike, *, reference: str | None = "solution", runtime: Runtime | None = None,
-                 name: str | None = None, log_metrics: bool = True, log_statuses: bool = True) -> None:
-        self.spec: Spec = build(spec)
+    def __init__(self, spec: SpecLike | None = None, *, reference: str | None = "solution",
+                 runtime: Runtime | None = None, client: RewardClient | None = None, name: str | None = None,
+                 log_metrics: bool = True, log_statuses: bool = True) -> None:
+        if (spec is None) == (client is None):
+            raise ValueError("give a spec (scored in this process) or a client (scored on its servers), not both")
+        if client is not None and runtime is not None:
+            raise ValueError("a client scores on its servers: runtime= does not apply")
+        self.spec: Spec | None = build(spec) if spec is not None else None
+        self.client = client
         self.reference = reference
         self.runtime = runtime
         self.log_metrics = log_metrics
         self.log_statuses = log_statuses
         # TRL names a reward by `__name__` (else its class name): one per instance, so two
         # adapters log under two names
-        self.__name__ = name or self.spec.root.label or "rewardlab"
+        self.__name__ = name or (self.spec.root.label if self.spec is not None else "") or "rewardlab"
         self._warned_reference = False
 
     def __repr__(self) -> str:
@@ -65,17 +82,23 @@ class TRLReward:
 
     async def __call__(self, prompts: Sequence[Any], completions: Sequence[Any],
                        completion_ids: Sequence[Any] | None = None, **kwargs: Any) -> list[float | None]:
-        samples = self.samples(prompts, completions, kwargs)
-        rt = self.runtime or current_runtime()
-        scored = await rt.ascore(self.spec, samples)
+        scores = await self.score(self.samples(prompts, completions, kwargs))
         log_metric = kwargs.get("log_metric")
         if self.log_metrics and callable(log_metric):
-            for key, value in self.metrics(scored.scores).items():
+            for key, value in self.metrics(scores).items():
                 log_metric(key, value)
         log_extra = kwargs.get("log_extra")
         if self.log_statuses and callable(log_extra):
-            log_extra(f"{self.__name__}/status", [_status_text(s) for s in scored.scores])
-        return [s.value if s.status is Status.ok else None for s in scored.scores]
+            log_extra(f"{self.__name__}/status", [_status_text(s) for s in scores])
+        return [s.value if s.status is Status.ok else None for s in scores]
+
+    async def score(self, samples: list[Sample]) -> list[Score]:
+        """One score per sample: on the client's servers, else on the Runtime."""
+        if self.client is not None:
+            return await self.client.ascore(samples)
+        assert self.spec is not None
+        rt = self.runtime or current_runtime()
+        return (await rt.ascore(self.spec, samples)).scores
 
     def samples(self, prompts: Sequence[Any], completions: Sequence[Any],
                 columns: Mapping[str, Any]) -> list[Sample]:
@@ -122,14 +145,17 @@ def _status_text(score: Score) -> str:
     return score.status.value if score.status is Status.ok else f"{score.status.value}: {score.reason}"
 
 
-def trl_reward(spec: SpecLike, *, reference: str | None = "solution", runtime: Runtime | None = None,
-               name: str | None = None, log_metrics: bool = True, log_statuses: bool = True) -> TRLReward:
+def trl_reward(spec: SpecLike | None = None, *, reference: str | None = "solution",
+               runtime: Runtime | None = None, client: RewardClient | None = None, name: str | None = None,
+               log_metrics: bool = True, log_statuses: bool = True) -> TRLReward:
     """One TRL reward function for a spec (a reward name, a spec file or dict, a reward...):
-    ``GRPOTrainer(..., reward_funcs=[trl_reward("math_answer")])``. `reference` names the dataset
+    ``GRPOTrainer(..., reward_funcs=[trl_reward("math_answer")])``, or for rewardlab servers:
+    ``trl_reward(client=RewardClient("http://rm-host:8000"))``. `reference` names the dataset
     column holding the gold (``None``: no reference); `runtime` defaults to the current Runtime at
-    each call; `name` is what TRL logs it under (default: the spec's root label)."""
-    return TRLReward(spec, reference=reference, runtime=runtime, name=name, log_metrics=log_metrics,
-                     log_statuses=log_statuses)
+    each call; `name` is what TRL logs it under (default: the spec's root label, else
+    ``rewardlab``)."""
+    return TRLReward(spec, reference=reference, runtime=runtime, client=client, name=name,
+                     log_metrics=log_metrics, log_statuses=log_statuses)
 
 
 class TRLRewards(NamedTuple):
