@@ -84,3 +84,13 @@ def group_stats(values: FloatArray, valid: BoolArray, gid: IntArray, n_groups: i
     dev = (values - mean[gid]) * w
     sq = np.bincount(gid, weights=dev * dev, minlength=n_groups)
     return GroupStats(gid, count, mean, sq)
+
+
+def constant_groups(values: FloatArray, valid: BoolArray, st: GroupStats, n_groups: int) -> BoolArray:
+    """Per group: at least two scorable rewards, all exactly equal (their float mean may not be,
+    so such groups are told apart here rather than by a zero std)."""
+    hi = np.full(n_groups, -np.inf)
+    lo = np.full(n_groups, np.inf)
+    np.maximum.at(hi, st.gid[valid], values[valid])
+    np.minimum.at(lo, st.gid[valid], values[valid])
+    return (st.count > 1) & (hi == lo)  # type: ignore[no-any-return]

@@ -38,7 +38,15 @@ import numpy as np
 import numpy.typing as npt
 
 from rewardlab.core.types import Score
-from rewardlab.credit._groups import BoolArray, FloatArray, GroupStats, as_rewards, group_ids, group_stats
+from rewardlab.credit._groups import (
+    BoolArray,
+    FloatArray,
+    GroupStats,
+    as_rewards,
+    constant_groups,
+    group_ids,
+    group_stats,
+)
 
 Rewards = Sequence[float | None | Score] | npt.ArrayLike
 Groups = Sequence[Hashable] | npt.ArrayLike
@@ -112,15 +120,6 @@ def _prepare(rewards: Rewards, groups: Groups | None) -> tuple[FloatArray, BoolA
     return values, valid, group_stats(values, valid, gid, n), n
 
 
-def _constant(values: FloatArray, valid: BoolArray, st: GroupStats, n: int) -> BoolArray:
-    """Per group: every scorable reward equal (exactly), and at least two of them."""
-    hi = np.full(n, -np.inf)
-    lo = np.full(n, np.inf)
-    np.maximum.at(hi, st.gid[valid], values[valid])
-    np.minimum.at(lo, st.gid[valid], values[valid])
-    return (st.count > 1) & (hi == lo)  # type: ignore[no-any-return]
-
-
 def _counts(valid: BoolArray, st: GroupStats, constant: BoolArray) -> dict[str, int]:
     return {"unscorable": int((~valid).sum()), "singleton_groups": int((st.count == 1).sum()),
             "constant_groups": int(constant.sum())}
@@ -146,7 +145,7 @@ def grpo(rewards: Rewards, groups: Groups, *, convention: str | None = None,
     if scale not in ("group", "batch", "none"):
         raise ValueError(f"grpo: scale must be group, batch or none, not {scale!r}")
     values, valid, st, n = _prepare(rewards, groups)
-    constant = _constant(values, valid, st, n)
+    constant = constant_groups(values, valid, st, n)
     centred = values - st.at(st.mean)
     if scale == "group":
         denom = st.at(st.std(ddof)) + eps
@@ -187,7 +186,7 @@ def rloo(rewards: Rewards, groups: Groups, *, convention: str | None = None,
     conv = _convention(convention, CONVENTIONS, "trl", "rloo")
     singleton = conv.singleton if singleton is None else singleton
     values, valid, st, n = _prepare(rewards, groups)
-    constant = _constant(values, valid, st, n)
+    constant = constant_groups(values, valid, st, n)
     g = st.at(st.count)
     factor = np.divide(g, g - 1, out=np.zeros_like(g), where=g > 1)
     adv = factor * (values - st.at(st.mean))
@@ -226,7 +225,7 @@ def reinforce_pp(rewards: Rewards, groups: Groups | None = None, *, convention: 
     if baseline and groups is None:
         raise ValueError("reinforce_pp: the baseline variant needs group labels")
     values, valid, st, n = _prepare(rewards, groups)
-    constant = _constant(values, valid, st, n)
+    constant = constant_groups(values, valid, st, n)
     weight = valid.astype(np.float64)
     if lengths is not None:
         lens = np.asarray(lengths, dtype=np.float64)
@@ -253,7 +252,7 @@ def dapo_keep(rewards: Rewards, groups: Groups) -> BoolArray:
     not all equal, or it has exactly one (verl recipe ``dapo_ray_trainer``:
     ``np.std(vals) > 0 or len(vals) == 1``). A group with no scorable reward is dropped."""
     values, valid, st, n = _prepare(rewards, groups)
-    keep = (st.count == 1) | ((st.count > 1) & ~_constant(values, valid, st, n))
+    keep = (st.count == 1) | ((st.count > 1) & ~constant_groups(values, valid, st, n))
     return st.at(keep)  # type: ignore[no-any-return]
 
 
