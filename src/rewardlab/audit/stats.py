@@ -149,6 +149,11 @@ class _Units:
     strata: list[np.ndarray]  # the unit indices of each stratum
     count: int
 
+    @property
+    def identity(self) -> bool:
+        """Each item is its own unit, in order."""
+        return self.count == len(self.of_item) and bool(np.all(self.of_item == np.arange(self.count)))
+
 
 def _units(n: int, clusters: Sequence[Any] | None, strata: Sequence[Any] | None) -> _Units:
     if clusters is not None and len(clusters) != n:
@@ -174,12 +179,20 @@ def _units(n: int, clusters: Sequence[Any] | None, strata: Sequence[Any] | None)
 def resample_weights(units: _Units, size: int, rng: np.random.Generator) -> np.ndarray:
     """(size, n) item weights: how many times each item is drawn, units drawn with replacement
     within each stratum (each stratum keeps its number of units)."""
-    counts = np.zeros((size, units.count))
     rows = np.arange(size)[:, None]
-    for members in units.strata:
-        m = len(members)
+
+    def draw(m: int) -> np.ndarray:
         draws = rng.integers(0, m, size=(size, m)) + rows * m
-        counts[:, members] = np.bincount(draws.ravel(), minlength=size * m).reshape(size, m)
+        return np.bincount(draws.ravel(), minlength=size * m).reshape(size, m)
+
+    if len(units.strata) == 1:  # no strata: the units are 0..count-1 in order
+        counts = draw(units.count).astype(float)
+    else:
+        counts = np.zeros((size, units.count))
+        for members in units.strata:
+            counts[:, members] = draw(len(members))
+    if units.identity:
+        return counts
     return counts[:, units.of_item]
 
 
@@ -294,21 +307,25 @@ def bootstrap_ci(stat: Stat | str, data: Any, *, clusters: Sequence[Any] | None 
 
 def paired_bootstrap_diff(a: Any, b: Any, *, stat: Stat | str = "mean", clusters: Sequence[Any] | None = None,
                           strata: Sequence[Any] | None = None, n_resamples: int = 10_000,
-                          level: float = 0.95, method: Method = "bca", seed: int = 0) -> CI:
+                          level: float = 0.95, method: Method = "bca", seed: int = 0,
+                          stat_b: Stat | str | None = None) -> CI:
     """CI of ``stat(a) - stat(b)`` for two rewards on the same items (e.g. per-item correctness
     of reward A and of reward B): every resample draws the same items for both. `p_value` is
     the two-sided bootstrap p-value against no difference, 2·min(P*(Δ ≤ 0), P*(Δ ≥ 0)) capped at 1.
+    `stat_b`: the statistic for B when it is not `stat` (e.g. a score whose terms depend on each
+    reward's own raw scores).
 
     >>> ci = paired_bootstrap_diff([1, 1, 1, 0] * 25, [1, 0, 1, 0] * 25, n_resamples=2000)
     >>> round(ci.estimate, 2), ci.low > 0, ci.p_value < 0.01
     (0.25, True, True)
     """
     fn = _stat(stat)
+    fn_b = fn if stat_b is None else _stat(stat_b)
     if _n_items(a) != _n_items(b):
         raise ValueError(f"{_n_items(a)} items for A but {_n_items(b)} for B: a paired comparison needs the same items")
 
     def diff(data: Any, w: np.ndarray) -> np.ndarray:
-        return np.asarray(fn(data[0], w), dtype=float) - np.asarray(fn(data[1], w), dtype=float)
+        return np.asarray(fn(data[0], w), dtype=float) - np.asarray(fn_b(data[1], w), dtype=float)
 
     data = (a, b)
     estimate, values = bootstrap_distribution(diff, data, clusters=clusters, strata=strata,
