@@ -221,7 +221,8 @@ def response_length(c: Candidate) -> int:
 
 def write_rows(path: str | Path, rows: Sequence[Mapping[str, Any]]) -> None:
     """Write `rows` to `path`: Parquet when it ends in ``.parquet``, else JSONL (values without a
-    JSON form as `rewardlab.io.jsonsafe` says). Written to a temporary file and renamed, so a
+    JSON form as `rewardlab.io.jsonsafe` says; in Parquet a column holding only empty mappings,
+    such as the components of a plain reward, is null). Written to a temporary file and renamed, so a
     failed write leaves no partial output."""
     p = Path(path)
     tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
@@ -230,12 +231,15 @@ def write_rows(path: str | Path, rows: Sequence[Mapping[str, Any]]) -> None:
             import pyarrow as pa
             import pyarrow.parquet as pq
 
-            try:
-                table = pa.Table.from_pylist([json_safe(dict(r)) for r in rows])
+            data = [json_safe(dict(r)) for r in rows]
+            empty = {k for r in data for k, v in r.items() if v == {}}
+            empty -= {k for r in data for k, v in r.items() if v != {}}
+            data = [{k: (None if k in empty else v) for k, v in r.items()} for r in data]
+            try:  # Parquet has no empty struct: a column of only empty mappings is written as nulls
+                pq.write_table(pa.Table.from_pylist(data), tmp)
             except (pa.ArrowException, TypeError) as exc:
                 raise ValueError(f"cannot write {p} as Parquet (columns of mixed types?): {exc}; "
                                  "write JSONL instead") from None
-            pq.write_table(table, tmp)
         else:
             with tmp.open("wb") as f:
                 for r in rows:

@@ -14,8 +14,10 @@ import sys
 import typer
 
 from rewardlab.cli.audit import audit_app
+from rewardlab.cli.bon import bon_cmd
 from rewardlab.cli.common import EXIT_TERMINATED, Terminated, err
 from rewardlab.cli.list import list_rewards
+from rewardlab.cli.pairs import pairs_cmd
 from rewardlab.cli.process import on_sigterm, private_mp_tempdir
 from rewardlab.cli.score import score_cmd
 from rewardlab.cli.serve import serve_cmd
@@ -28,6 +30,8 @@ app.command("score")(score_cmd)
 app.command("serve")(serve_cmd)
 app.add_typer(train_app, name="train")
 app.add_typer(audit_app, name="audit")
+app.command("bon")(bon_cmd)
+app.command("pairs")(pairs_cmd)
 
 
 def main() -> None:
