@@ -298,10 +298,10 @@ def _html_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]
 
 
 _CSS = (
-    "body{font-family:system-ui,sans-serif;margin:2em auto;max-width:60em;padding:0 1em;color:#222;"
+    "body{font-family:system-ui,sans-serif;margin:2em auto;max-width:72em;padding:0 1em;color:#222;"
     "background:#fff}h1{font-size:1.6em}h2{font-size:1.25em;margin-top:1.6em;border-bottom:1px solid #ddd}"
     "h3{font-size:1.05em}.meta{color:#666}pre{background:#f4f4f4;padding:.6em;white-space:pre-wrap;"
     "word-break:break-all}table{border-collapse:collapse;margin:.5em 0}th,td{border:1px solid #ccc;"
-    "padding:.25em .6em;text-align:left;font-variant-numeric:tabular-nums}th{background:#eee}"
+    "padding:.25em .6em;text-align:left;font-variant-numeric:tabular-nums;white-space:nowrap}th{background:#eee}"
     "figure{margin:1em 0}img{max-width:100%;border:1px solid #ddd}figcaption{color:#444;font-size:.9em}"
 )

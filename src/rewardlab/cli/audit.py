@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import typer
 
+from rewardlab.cli.audit_overopt import overopt_cmd
+
 audit_app = typer.Typer(help="Audit a reward: biases, robustness, gameability, over-optimisation, drift.",
                         no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
 
@@ -13,3 +15,6 @@ audit_app = typer.Typer(help="Audit a reward: biases, robustness, gameability, o
 @audit_app.callback()
 def _audit() -> None:
     """Audit a reward (a group: each analysis is its own subcommand)."""
+
+
+audit_app.command("overopt")(overopt_cmd)
