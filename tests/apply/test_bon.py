@@ -140,6 +140,8 @@ def test_weighted_vote_refuses_negative_weights() -> None:
 def test_methods_that_need_a_reward_refuse_unscored_groups() -> None:
     with pytest.raises(ValueError, match="needs scored"):
         select(group_of(["a"]), "reward")
+    with pytest.raises(ValueError, match="higher-is-better"):
+        select(group_of(["a"], [1.0]), "weighted_majority", higher=False)
 
 
 def test_ensemble_reductions() -> None:
@@ -195,6 +197,9 @@ def test_self_certainty_from_top_k_logprobs() -> None:
                            "top_logprobs": [{"token": "a", "logprob": math.log(0.9)},
                                             {"token": "b", "logprob": math.log(0.1)}]}] * 2}
     assert certainty({"logprobs": openai})[0] == pytest.approx(expected)
+    no_tops = {"content": [{"token": "a", "logprob": -0.2, "top_logprobs": []},
+                           {"token": "b", "logprob": -0.4}]}
+    assert certainty({"logprobs": no_tops}) == (pytest.approx(-0.3), "mean_logprob")
     g = group_of(["flat", "peaked"], rows=[{"logprobs": flat}, {"logprobs": peaked}])
     s = select(g, "self_certainty")
     assert s.chosen is g.candidates[1] and s.certainty == pytest.approx(expected)

@@ -106,7 +106,7 @@ def test_ensemble_agreement(shared_data: Path) -> None:
     with Runtime(workers=1) as rt:
         groups = score_groups(group_candidates(candidates(rows)), [rm_score(), build("math_answer")], runtime=rt)
     out = build_pairs(groups, "best_vs_worst", Filters(ensemble_agree=True))
-    assert out.pairs and out.dropped["ensemble members disagree"] > 0
+    assert out.pairs and out.dropped["not every ensemble member prefers chosen"] > 0
     for p in out.pairs:
         assert all(w > lo for w, lo in zip(p.chosen.members, p.rejected.members, strict=True))
         assert p.chosen.row["correct"] and not p.rejected.row["correct"]

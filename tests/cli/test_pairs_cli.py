@@ -57,7 +57,7 @@ def test_equal_rewards_are_dropped_and_an_ensemble_must_agree(rollouts: Path, tm
     res = _pairs(str(rollouts), "-r", "math_answer", "-r", RM, "--ensemble-agree", "-o", str(out),
                  "--summary-json", str(summary))
     assert res.exit_code == 0, res.output  # type: ignore[attr-defined]
-    assert "ensemble members disagree" in json.loads(summary.read_text())["dropped"]
+    assert "not every ensemble member prefers chosen" in json.loads(summary.read_text())["dropped"]
 
 
 def test_best_vs_random_is_reproducible(rollouts: Path, tmp_path: Path) -> None:

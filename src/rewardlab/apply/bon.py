@@ -141,18 +141,21 @@ def _logprob_rows(raw: Any) -> list[Any] | None:
     return raw if isinstance(raw, list) else None
 
 
-def _top_logprobs(entry: Any) -> list[float] | None:
-    """The top-k log-probabilities of one token entry (None for a bare sampled log-prob)."""
+def _token(entry: Any) -> tuple[float | None, list[float] | None]:
+    """One token entry as (sampled log-prob, top-k log-probs); either may be None."""
     if isinstance(entry, Mapping):
-        if "top_logprobs" in entry:
-            tops = entry["top_logprobs"]
+        sampled = float(entry["logprob"]) if "logprob" in entry else None
+        tops = entry.get("top_logprobs")
+        if tops:
             if isinstance(tops, Mapping):
-                return [float(v) for v in tops.values()]
-            return [float(t["logprob"] if isinstance(t, Mapping) else t) for t in tops]
-        return [float(v) for v in entry.values()]
+                return sampled, [float(v) for v in tops.values()]
+            return sampled, [float(t["logprob"] if isinstance(t, Mapping) else t) for t in tops]
+        if sampled is not None:
+            return sampled, None
+        return None, [float(v) for v in entry.values()]
     if isinstance(entry, list):
-        return [float(v) for v in entry]
-    return None
+        return None, [float(v) for v in entry]
+    return float(entry), None
 
 
 def certainty(row: Mapping[str, Any], field_name: str = LOGPROBS_FIELD) -> tuple[float | None, str]:
@@ -160,13 +163,13 @@ def certainty(row: Mapping[str, Any], field_name: str = LOGPROBS_FIELD) -> tuple
     row's `field_name` (higher = surer): (value, kind) or (None, why not).
 
     - Top-k distributions per token (``[{token: logprob, ...}, ...]``, ``[[logprob, ...], ...]``,
-      or OpenAI's ``{"content": [{"top_logprobs": [{"logprob": ...}, ...]}, ...]}``): the
+      or OpenAI's ``{"content": [{"logprob": ..., "top_logprobs": [{"logprob": ...}, ...]}, ...]}``): the
       self-certainty of Kang et al. 2025 ("Scalable Best-of-N Selection for Large Language Models
       via Self-Certainty", arXiv 2502.18581), mean over tokens of KL(uniform || p_t), computed over
       the renormalised top-k (the full distribution is not in the row): per token
       ``-log k - (1/k) * sum_j log q_j``, in [0, inf); kind ``"self_certainty_topk"``.
-    - Only the sampled tokens' log-probabilities (``[float, ...]``): their mean (the average
-      log-likelihood, <= 0); kind ``"mean_logprob"``.
+    - Only the sampled tokens' log-probabilities (``[float, ...]``, or OpenAI's entries without
+      ``top_logprobs``): their mean (the average log-likelihood, <= 0); kind ``"mean_logprob"``.
 
     The full-distribution self-certainty from a local model is the ``self_certainty`` reward
     (`rewardlab.models.implicit`), used with method ``reward``.
@@ -175,11 +178,14 @@ def certainty(row: Mapping[str, Any], field_name: str = LOGPROBS_FIELD) -> tuple
     if not entries:
         return None, f"no per-token log-probabilities in field {field_name!r}"
     try:
-        tops = [_top_logprobs(e) for e in entries]
+        tokens = [_token(e) for e in entries]
+        tops = [t for _, t in tokens]
         if all(t is None for t in tops):
-            vals = [float(e) for e in entries]
+            vals = [float(v) for v, _ in tokens if v is not None]
+            if len(vals) != len(tokens):
+                return None, f"unreadable log-probabilities in field {field_name!r}"
             value, kind = math.fsum(vals) / len(vals), "mean_logprob"
-        elif any(t is None or not t for t in tops):
+        elif any(not t for t in tops):
             return None, f"field {field_name!r} mixes top-k and bare log-probabilities"
         else:
             per_token = []
@@ -207,6 +213,8 @@ def select(group: Group, method: Method = "reward", *, higher: bool = True,
         else list(cands)
     if method in NEEDS_REWARD and any(c.score is None for c in cands):
         raise ValueError(f"method {method!r} needs scored candidates (give a reward)")
+    if method == "weighted_majority" and not higher:
+        raise ValueError("a weighted vote needs a higher-is-better reward (its scores are the weights)")
     sel = Selection(group.key, method, None, n, len(eligible))
     if not eligible:
         sel.reason = f"no ok score in the group ({group.failures()})"

@@ -124,7 +124,7 @@ def _why_not(pair: Pair, std: float, f: Filters) -> str | None:
         if not w or len(w) != len(lo) or any(a is None or b is None for a, b in zip(w, lo, strict=True)):
             return "ensemble members missing"
         if not all(a > b for a, b in zip(w, lo, strict=True)):  # type: ignore[operator]
-            return "ensemble members disagree"
+            return "not every ensemble member prefers chosen"
     if f.max_length_diff is not None and abs(response_length(pair.chosen) - response_length(pair.rejected)) \
             > f.max_length_diff:
         return "lengths differ by more than max_length_diff"
