@@ -282,3 +282,54 @@ def _flag(stats: list[StepStats], window: int, level: float, stall: float,
         else:
             run = 0
     return flag, tuple(alarms)
+
+
+# -- report -----------------------------------------------------------------------------------------
+
+def _r(x: float | None, digits: int = 3) -> float | None:
+    return None if x is None else round(x, digits)
+
+
+def add_to_report(rep: Any, res: Drift, train_label: str = "training reward", check_label: str = "check") -> None:
+    """The flag, per-step plots and table of `res` in a `rewardlab.audit.report.Report`."""
+    from rewardlab.audit.report import new_figure
+
+    rep.heading("Reward-hacking monitor")
+    if res.flag:
+        f = res.flag
+        rep.text(f"FLAGGED: the {train_label} keeps rising while the {check_label} stalls or falls. Divergence "
+                 f"onset at step {f.onset} (broken-stick fit); the rule fired at step {f.detected_at}. Window "
+                 f"slopes per step (z units): train {f.train_slope[0]:+.4f} [{f.train_slope[1]:+.4f}, "
+                 f"{f.train_slope[2]:+.4f}], check {f.check_slope[0]:+.4f}, divergence {f.divergence_slope[0]:+.4f} "
+                 f"[{f.divergence_slope[1]:+.4f}, {f.divergence_slope[2]:+.4f}].")
+    else:
+        rep.text(f"No flag: the rule never fired ({len(res.alarms)} isolated alarming windows).")
+    rep.text(f"Rule: {res.rule}. Baseline: steps {res.baseline_steps[0]}..{res.baseline_steps[-1]}.")
+    x = [s.step for s in res.steps]
+    fig = new_figure(11, 7)
+    (a, b), (c, d) = fig.subplots(2, 2)
+    a.plot(x, [s.train_z for s in res.steps], label=train_label)
+    a.plot(x, [s.check_z for s in res.steps], label=check_label)
+    a.set_ylabel("mean (baseline SD units)")
+    b.plot(x, [s.divergence for s in res.steps], label="divergence (train z - check z)")
+    b.plot(x, [s.spearman for s in res.steps], label="Spearman(train, check)")
+    c.plot(x, [s.length_mean for s in res.steps], label="mean response length (chars)")
+    d.plot(x, [s.zero_variance_share for s in res.steps], label="zero-variance groups")
+    for name in (res.steps[0].probes if res.steps else {}):
+        d.plot(x, [s.probes[name][0] for s in res.steps], label=f"probe {name}")
+    d.set_ylabel("share")
+    for ax in (a, b, c, d):
+        ax.set_xlabel("step")
+        if res.flag:
+            ax.axvline(res.flag.onset, color="red", ls="--", lw=1, label="onset")
+            ax.axvline(res.flag.detected_at, color="red", ls=":", lw=1, label="flag raised")
+        ax.legend(fontsize=7)
+    rep.figure("Per-step drift", fig)
+    probe_names = list(res.steps[0].probes) if res.steps else []
+    rows = [[s.step, s.rollouts, _r(s.train_mean), _r(s.check_mean), _r(s.divergence), _r(s.spearman),
+             round(s.length_mean, 1), _r(s.zero_variance_share), *[_r(s.probes[p][0]) for p in probe_names],
+             s.train_not_ok, s.check_not_ok] for s in res.steps]
+    rep.table("Per step", ["step", "rollouts", f"{train_label} mean", f"{check_label} mean", "divergence",
+                           "Spearman", "length", "zero-var share", *[f"{p} rate" for p in probe_names],
+                           "train not ok", "check not ok"], rows)
+    rep.add_data("drift", res.to_dict())

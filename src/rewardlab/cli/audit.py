@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import typer
 
+from rewardlab.cli.audit_drift import drift_cmd
 from rewardlab.cli.audit_overopt import overopt_cmd
 
 audit_app = typer.Typer(help="Audit a reward: biases, robustness, gameability, over-optimisation, drift.",
@@ -18,3 +19,4 @@ def _audit() -> None:
 
 
 audit_app.command("overopt")(overopt_cmd)
+audit_app.command("drift")(drift_cmd)
