@@ -147,3 +147,19 @@ def test_chat_rows(tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output  # type: ignore[attr-defined]
     (row,) = read_jsonl(out)
     assert row["_row"] == 1 and row["bon_answer"] == "42" and row["bon_votes"] == 2
+
+
+def test_parquet_rollouts(shared_data: Path, tmp_path: Path) -> None:
+    import pyarrow as pa
+
+    inp, out = tmp_path / "in.parquet", tmp_path / "out.jsonl"
+    rows = qwen_rows(shared_data, problems=5)
+    pq.write_table(pa.Table.from_pylist(rows), inp)
+    res = _bon(str(inp), "-r", RM_PROB, "--select", "reward", "-o", str(out))
+    assert res.exit_code == 0, res.output  # type: ignore[attr-defined]
+    got = read_jsonl(out)
+    assert [r["problem"] for r in got] == [0, 1, 2, 3, 4]
+    for r in got:
+        group = [x for x in rows if x["problem"] == r["problem"]]
+        assert r["rm_score"] == max(x["rm_score"] for x in group)
+        assert rows[r["_row"]]["response"] == r["response"]  # Parquet rows are numbered from 0
