@@ -192,6 +192,22 @@ def test_kappa_golden() -> None:
     assert math.isnan(cohen_kappa([1, 1], [1, 1]))
 
 
+def test_weighted_kappa_stat_and_its_interval() -> None:
+    a = [int(c) for c in "11001011"] * 25
+    b = [int(c) for c in "10001011"] * 25
+    stat = stats.weighted_kappa_stat(a, b)
+    assert stat(None, np.ones((1, len(a))))[0] == pytest.approx(0.75)
+    ci = bootstrap_ci(stat, np.arange(len(a)), n_resamples=2000)
+    assert ci.estimate == pytest.approx(0.75) and ci.low < 0.75 < ci.high
+
+
+def test_spearman_interval() -> None:
+    lo, hi = stats.spearman_ci(0.5, 100)
+    z = st.norm.ppf(0.975) * math.sqrt(1.06 / 97)
+    assert (lo, hi) == pytest.approx((math.tanh(math.atanh(0.5) - z), math.tanh(math.atanh(0.5) + z)))
+    assert all(math.isnan(x) for x in stats.spearman_ci(0.5, 3))
+
+
 def test_agreement_golden_kendall_and_signs() -> None:
     out = agreement([1, 2, 2, 3], [1, 3, 2, 2])
     assert round(out["kendall_tau_b"], 2) == 0.40

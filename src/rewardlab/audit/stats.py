@@ -53,6 +53,8 @@ __all__ = [
     "mde_proportion",
     "paired_bootstrap_diff",
     "resample_weights",
+    "spearman_ci",
+    "weighted_kappa_stat",
     "weighted_mean",
     "wilson_ci",
 ]
@@ -311,7 +313,8 @@ def paired_bootstrap_diff(a: Any, b: Any, *, stat: Stat | str = "mean", clusters
                           stat_b: Stat | str | None = None) -> CI:
     """CI of ``stat(a) - stat(b)`` for two rewards on the same items (e.g. per-item correctness
     of reward A and of reward B): every resample draws the same items for both. `p_value` is
-    the two-sided bootstrap p-value against no difference, 2·min(P*(Δ ≤ 0), P*(Δ ≥ 0)) capped at 1.
+    the two-sided bootstrap p-value against no difference, 2·min(P*(Δ ≤ 0), P*(Δ ≥ 0)) capped at 1,
+    each share counted as (1 + count)/(B + 1) so that B resamples never give p = 0.
     `stat_b`: the statistic for B when it is not `stat` (e.g. a score whose terms depend on each
     reward's own raw scores).
 
@@ -333,7 +336,9 @@ def paired_bootstrap_diff(a: Any, b: Any, *, stat: Stat | str = "mean", clusters
     units = _units(_n_items(a), clusters, strata)
     lo, hi, used, note = _interval(diff, data, units, estimate, values, level, method, seed)
     finite = values[np.isfinite(values)]
-    p = min(1.0, 2 * min(float(np.mean(finite <= 0)), float(np.mean(finite >= 0))))
+    # (1 + count) / (B + 1): a p-value from B resamples is never reported as 0
+    b = len(finite)
+    p = min(1.0, 2 * min((1 + int(np.sum(finite <= 0))) / (b + 1), (1 + int(np.sum(finite >= 0))) / (b + 1)))
     return CI(estimate, lo, hi, used, level, n_resamples, p, note)
 
 
@@ -428,6 +433,41 @@ def agreement(x: Sequence[float], y: Sequence[float]) -> dict[str, float]:
     out["pairwise_agreement"] = float(np.mean(sx == sy)) if len(xa) else math.nan
     out["cohen_kappa"] = cohen_kappa(sx.tolist(), sy.tolist())
     return out
+
+
+def spearman_ci(rho: float, n: int, level: float = 0.95) -> tuple[float, float]:
+    """Confidence interval of a Spearman correlation `rho` over n items, through Fisher's z with the
+    variance 1.06/(n − 3) of Fieller, Hartley & Pearson (1957): tanh(atanh(rho) ± z·sqrt(1.06/(n − 3))).
+    (NaN, NaN) for n ≤ 3 or a NaN rho.
+
+    >>> tuple(round(x, 3) for x in spearman_ci(0.5, 100))
+    (0.331, 0.638)
+    """
+    if n <= 3 or not math.isfinite(rho):
+        return math.nan, math.nan
+    z = math.atanh(max(-0.999999, min(0.999999, rho)))
+    half = float(ndtri(1 - (1 - level) / 2)) * math.sqrt(1.06 / (n - 3))
+    return math.tanh(z - half), math.tanh(z + half)
+
+
+def weighted_kappa_stat(a: Sequence[Any], b: Sequence[Any]) -> Stat:
+    """Cohen's kappa of two labellings as a statistic over resample weights (for `bootstrap_ci`;
+    its data argument is ignored, pass the item indices)."""
+    labels = sorted(set(a) | set(b), key=repr)
+    ia = np.array([labels.index(x) for x in a])
+    ib = np.array([labels.index(x) for x in b])
+    agree = (ia == ib).astype(float)
+    one_a = np.stack([(ia == c).astype(float) for c in range(len(labels))], axis=1)
+    one_b = np.stack([(ib == c).astype(float) for c in range(len(labels))], axis=1)
+
+    def stat(_: Any, w: np.ndarray) -> np.ndarray:
+        total = w.sum(axis=1)
+        po = (w @ agree) / total
+        pe = np.sum((w @ one_a) * (w @ one_b), axis=1) / total**2
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(pe < 1, (po - pe) / (1 - pe), np.nan)
+
+    return stat
 
 
 # -- multiple testing -----------------------------------------------------------------------------

@@ -16,6 +16,7 @@ import typer
 from rewardlab.cli.audit import audit_app
 from rewardlab.cli.bon import bon_cmd
 from rewardlab.cli.common import EXIT_TERMINATED, Terminated, err
+from rewardlab.cli.eval import eval_cmd
 from rewardlab.cli.list import list_rewards
 from rewardlab.cli.pairs import pairs_cmd
 from rewardlab.cli.process import on_sigterm, private_mp_tempdir
@@ -28,6 +29,7 @@ app = typer.Typer(help="rewardlab: the reward layer for RL post-training.", no_a
 app.command("list")(list_rewards)
 app.command("score")(score_cmd)
 app.command("serve")(serve_cmd)
+app.command("eval")(eval_cmd)
 app.add_typer(train_app, name="train")
 app.add_typer(audit_app, name="audit")
 app.command("bon")(bon_cmd)

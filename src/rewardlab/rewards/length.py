@@ -1,6 +1,7 @@
-"""Length rewards: DAPO's soft overlong penalty and the cosine length scaling of Yeo et al.
+"""Length rewards: DAPO's soft overlong penalty, the cosine length scaling of Yeo et al., and the length
+itself (`response_length`, the longest-wins / shortest-wins baseline of preference audits).
 
-Length unit (both rewards, in this order of precedence):
+Length unit (every length reward, in this order of precedence):
 
 1. ``length_key``: a metadata field holding the length the trainer counted (e.g. the number
    of generated tokens); the most faithful, since it uses the policy's own tokenizer;
@@ -286,3 +287,36 @@ def cosine_length(response_text: str, reference: Any, metadata: dict[str, Any],
     value = cosine_value(n, correct, max_length=max_length, **values)
     return Score.of(value, details={"length": n, "unit": used, "correct": correct,
                                     "correct_from": source})
+
+
+# -- the length itself, as a baseline --------------------------------------------------------
+
+
+def _length_range(p: dict[str, Any]) -> tuple[float, float]:
+    if p["prefer"] not in ("longer", "shorter"):
+        raise ValueError(f"prefer must be 'longer' or 'shorter', not {p['prefer']!r}")
+    return (0.0, math.inf) if p["prefer"] == "longer" else (-math.inf, 0.0)
+
+
+@reward(range=_length_range)
+@with_length_settings
+def response_length(response_text: str, metadata: dict[str, Any], *, prefer: str = "longer",
+                    **settings: Any) -> Score:
+    """The response's length (``prefer="longer"``) or its negation (``"shorter"``): the
+    content-blind longest-wins / shortest-wins baseline that any reward's preference accuracy
+    should be compared with. Higher is better under the chosen preference.
+
+    An audit baseline, not a training reward: a policy maximises it by padding (or, with
+    ``"shorter"``, by answering nothing). The length is counted as the module docstring says
+    (characters by default).
+
+    >>> from rewardlab import Sample
+    >>> from rewardlab.rewards.length import response_length
+    >>> longer, shorter = response_length(), response_length(prefer="shorter")
+    >>> longer(Sample(response="four")).value, shorter(Sample(response="four")).value
+    (4.0, -4.0)
+    """
+    if prefer not in ("longer", "shorter"):
+        raise ValueError(f"prefer must be 'longer' or 'shorter', not {prefer!r}")
+    n, used = LengthSettings(**settings).measure(response_text, metadata)
+    return Score.of(float(n) if prefer == "longer" else -float(n), details={"length": n, "unit": used})
