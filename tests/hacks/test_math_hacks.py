@@ -171,3 +171,46 @@ def test_rounded_comparison_never_calls_a_probe_equal(name, answer):
         for precision in (2, 6):
             verdict = verify(gold=gold, prediction=answer, isolate=False, precision=precision)
             assert verdict.equal is False, (name, gold, precision, verdict)
+
+
+def _gsm8k(shared_data) -> list[dict[str, str]]:
+    import json
+
+    with (shared_data / "verifiable" / "gsm8k_test.jsonl").open() as f:
+        return [json.loads(line) for line in f]
+
+
+def test_pasting_the_question_back_earns_nothing(shared_data):
+    """On GSM8K test, 28 of 1,319 questions end on a number equal to the gold answer: a response
+    that copies the question back (whole, re-spaced, re-cased, or as its last sentence) would earn
+    1 through the last-number fallback if copied numbers counted as answers."""
+    rows = _gsm8k(shared_data)
+    last_sentence = [r["question"].replace("?", ".").split(". ")[-1] for r in rows]
+    attacks = {
+        "copied": [r["question"] for r in rows],
+        "respaced": ["  ".join(r["question"].upper().split()) for r in rows],
+        "tail": last_sentence,
+        "wrapped": [f"Let me restate the problem. {r['question']} Let me think." for r in rows],
+    }
+    check = math_answer()
+    for name, texts in attacks.items():
+        scores = check.score_local([Sample(prompt=r["question"], response=resp, reference=r["answer"])
+                                    for r, resp in zip(rows, texts, strict=True)])
+        paid = [i for i, s in enumerate(scores) if s.value == 1.0]
+        assert paid == [], (name, paid[:5])
+
+
+def test_answers_that_reuse_the_questions_words_still_pay(shared_data):
+    """Only numbers sitting in a run of words copied from the question are skipped: a worked answer
+    that restates quantities and ends on its own result keeps its reward."""
+    rows = _gsm8k(shared_data)[:200]
+    check = math_answer()
+    samples = []
+    for r in rows:
+        gold = r["answer"].split("####")[-1].strip()
+        samples.append(Sample(prompt=r["question"], reference=r["answer"],
+                              response=f"Restating: {r['question']} Working it out step by step gives {gold}."))
+        samples.append(Sample(prompt=r["question"], reference=r["answer"],
+                              response=f"{r['question']}\nSo the total comes to {gold}"))
+    scores = check.score_local(samples)
+    assert [s.value for s in scores] == [1.0] * len(samples)

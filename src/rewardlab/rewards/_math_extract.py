@@ -318,15 +318,52 @@ def check_order(order: Sequence[str]) -> tuple[str, ...]:
     return tuple(order)
 
 
+# extractors that read a bare number or expression, with no marker saying it is the answer
+UNMARKED = frozenset({"last_math", "last_number"})
+_WORD = re.compile(r"\S+")
+_EDGE = "\"'`.,;:!?()[]{}$*_"
+
+
+def _word_key(word: str) -> str:
+    return word.strip(_EDGE).lower()
+
+
+def mask_copied(text: str, prompt: str) -> str:
+    """`text` with each word holding a digit blanked out (same length) when a run of three words
+    around it, read case- and punctuation-insensitively, is also in `prompt`: a number the response
+    copies from the question is not an answer it gives. Only the unmarked extractors read the
+    masked text, so a response that pastes the question back cannot earn the question's last
+    number as its answer."""
+    prompt_words = [_word_key(m.group()) for m in _WORD.finditer(prompt)]
+    runs = {tuple(prompt_words[i:i + 3]) for i in range(len(prompt_words) - 2)}
+    if not runs:
+        return text
+    spans = [(m.start(), m.end()) for m in _WORD.finditer(text)]
+    keys = [_word_key(text[a:b]) for a, b in spans]
+    out = list(text)
+    for i, (a, b) in enumerate(spans):
+        if not any(c.isdigit() for c in keys[i]):
+            continue
+        if any(tuple(keys[j:j + 3]) in runs for j in range(max(0, i - 2), min(i, len(keys) - 3) + 1)):
+            out[a:b] = "_" * (b - a)
+    return "".join(out)
+
+
 def extract(text: str, order: Sequence[str] = DEFAULT_ORDER, *,
-            strip_think: bool = True, opened: bool = False) -> Extraction | None:
+            strip_think: bool = True, opened: bool = False, prompt: str | None = None) -> Extraction | None:
     """The final answer of a response, by the first extractor in `order` that finds one; with
     `strip_think`, in its final text (`rewardlab.core.text`; `opened`: the prompt opened the
-    thinking)."""
+    thinking). Given the `prompt`, the unmarked extractors (last expression, last number) skip
+    numbers copied from it (`mask_copied`)."""
     if strip_think:
         text = after_think(text, opened=opened)
+    masked: str | None = None
     for i, name in enumerate(order):
-        found = _FUNCS[name](text)
+        if name in UNMARKED and prompt:
+            masked = mask_copied(text, prompt) if masked is None else masked
+            found = _FUNCS[name](masked)
+        else:
+            found = _FUNCS[name](text)
         if found is not None and found.strip():
             if name == "boxed" and "answer_is" in order[i + 1:]:
                 stated = _stated_after_box(text)

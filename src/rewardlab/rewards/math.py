@@ -249,7 +249,7 @@ def _first_pass(sample: Sample, order: tuple[str, ...], no_answer: str, strip_th
     except (TypeError, ValueError) as exc:
         return Score.error(f"bad reference: {exc}")
     found = extract(sample.response_text, order, strip_think=strip_think,
-                    opened=strip_think and prompt_opens_think(sample.prompt_text))
+                    opened=strip_think and prompt_opens_think(sample.prompt_text), prompt=sample.prompt_text)
     if found is None:
         details = {"extracted": None, "gold": golds[0] if len(golds) == 1 else golds}
         if no_answer == "abstain":
@@ -284,7 +284,7 @@ def _final(item: _Item) -> Score:
     return Score.of(float(verdict.equal), reason=verdict.reason, details=details)
 
 
-@reward(range=(0, 1), kind="inline", batched=True, version="2")
+@reward(range=(0, 1), kind="inline", batched=True, version="3")
 def math_answer(samples: list[Sample], *, extract_order: Sequence[str] = DEFAULT_ORDER,
                 no_answer: Literal["abstain", "wrong"] = "wrong", tolerance: float = 1e-9,
                 timeout: float = 5.0, strip_think: bool = True, precision: int | None = None) -> list[Score]:
@@ -302,7 +302,8 @@ def math_answer(samples: list[Sample], *, extract_order: Sequence[str] = DEFAULT
     ``####``), a solution with a ``\boxed{}`` answer, or a list of acceptable answers. The
     answer is extracted by `extract_order` (default: ``<answer>`` tag, ``\boxed{}`` unless a
     final answer is stated after it, ``####``, "the answer is", the last math expression, last
-    number), in the final text of the response (`strip_think`: after the thinking, read as
+    number; these last two skip numbers copied from the prompt, so pasting the question back is
+    not an answer), in the final text of the response (`strip_think`: after the thinking, read as
     `rewardlab.core.text` says, a prompt ending with ``<think>`` opening it). Numbers compare
     exactly (`precision`: equal when they agree rounded to that many
     decimal places). Extraction and the fast path run in this process; only
