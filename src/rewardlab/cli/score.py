@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -89,15 +90,32 @@ def score_cmd(
     overwrite: Annotated[bool, typer.Option(
         "--overwrite", help="start the output over instead of resuming it")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False,
+    ray: Annotated[bool, typer.Option(
+        "--ray", help="score with Ray Data actors (the rewardlab[ray] extra) on a local Ray, or on the cluster "
+                      "of --ray-address")] = False,
+    ray_address: Annotated[str | None, typer.Option(
+        help="--ray on a running cluster: `auto` or `ray://HOST:PORT` (implies --ray)")] = None,
+    ray_actors: Annotated[int | None, typer.Option(
+        help="--ray: scoring actors [default: the cluster's CPUs minus one]")] = None,
+    ray_cpus: Annotated[float | None, typer.Option(
+        help="--ray: CPUs each actor reserves; its pool has as many workers unless --workers [default: 1]")] = None,
 ) -> None:
     """Score a rollout file with a reward or spec. Resumable, cached, fail-closed.
 
     An existing output is resumed only when it was written by the same reward/spec, input,
     mapping and split (otherwise the command refuses; --overwrite starts it over). Only one
-    run at a time writes an output.
+    run at a time writes an output. With --ray, Ray actors score the rows (see
+    rewardlab.integrations.ray): the same output rows and summary, written in the order batches
+    finish.
     """
     spec = load_reward(reward, param)
     mapping = key_values(map_, "map")
+    if ray or ray_address is not None:
+        _score_on_ray(input, spec, output, ray_address, mapping=mapping, split=split,
+                      cache=None if no_cache else (cache or default_cache()), workers=workers, timeout=timeout,
+                      chunk_size=chunk_size, summary_json=summary_json, overwrite=overwrite, quiet=quiet,
+                      actors=ray_actors, cpus=ray_cpus)
+        return
     if summary_json:
         _check_summary_path(summary_json)
     try:
@@ -143,6 +161,11 @@ def score_cmd(
         if rt in RUNNING:
             RUNNING.remove(rt)
         rt.close()
+    _finish(summary, input, output, summary_json)
+
+
+def _finish(summary: Summary, input: Path, output: Path, summary_json: Path | None) -> None:
+    """The summary on stderr (and as JSON), then the exit rules for empty and malformed inputs."""
     _print_summary(summary, output)
     if summary_json:
         try:
@@ -155,3 +178,61 @@ def score_cmd(
     elif summary.malformed and not summary.scored and not summary.resumed:
         raise fail(f"every row of {input} is malformed ({len(summary.malformed)} rows); nothing was scored",
                    EXIT_FAILED)
+
+
+def _check_address(address: str | None) -> str | None:
+    """The Ray address of ``--ray-address`` (None: start a local Ray)."""
+    if address is None or address == "auto" or address.startswith("ray://") \
+            or re.fullmatch(r"[\w.-]+:\d+", address):
+        return address
+    raise fail(f"--ray-address {address!r} is not a Ray address (auto, ray://HOST:PORT or HOST:PORT)")
+
+
+def _score_on_ray(input: Path, spec: Any, output: Path, address: str | None, *, mapping: dict[str, Any],
+                  split: str | None, cache: Path | None, workers: int | None, timeout: float | None,
+                  chunk_size: int, summary_json: Path | None, overwrite: bool, quiet: bool,
+                  actors: int | None, cpus: float | None) -> None:
+    """`rewardlab score --ray`: the output and summary of a local run, scored by Ray actors."""
+    where = _check_address(address)
+    if split is not None:
+        raise fail("--split reads an HF dataset directory; --ray reads a JSONL or Parquet file")
+    if summary_json:
+        _check_summary_path(summary_json)
+    try:
+        import ray as ray_
+
+        from rewardlab.integrations import ray as on_ray
+    except ImportError as exc:
+        raise fail(f"--ray needs the ray extra (pip install 'rewardlab[ray]'): {exc}") from None
+
+    def malformed(at: str, why: str) -> None:
+        err.print(f"[yellow]skipped {escape(str(input))}:{at}:[/yellow] {escape(why)}")
+
+    columns = [TextColumn("[bold]scoring"), BarColumn(), MofNCompleteColumn(),
+               TaskProgressColumn(), TimeElapsedColumn(), TimeRemainingColumn()]
+    started = False
+    try:
+        total = count_rows(input) if input.is_file() and not quiet else None
+        started = on_ray.ray_init(where)
+        with Progress(*columns, console=err, disable=quiet, transient=False) as progress:
+            task = progress.add_task("score", total=total)
+            summary = on_ray.score_file_ray(
+                input, spec, output, mapping=mapping, rows_per_task=chunk_size, num_cpus=cpus,
+                concurrency=actors, cache=cache, workers=workers, timeout=timeout, overwrite=overwrite,
+                on_progress=lambda n: progress.advance(task, n), on_malformed=malformed)
+    except OutputError as exc:
+        raise fail(str(exc), EXIT_FAILED) from None
+    except (FileNotFoundError, InputError, ValueError) as exc:
+        raise fail(str(exc)) from None
+    except ConnectionError as exc:
+        raise fail(f"cannot reach Ray at {address or 'a local Ray'}: {exc}", EXIT_FAILED) from None
+    except OSError as exc:
+        at = f" ({exc.filename})" if exc.filename else ""
+        raise fail(f"{exc.strerror or exc}{at}", EXIT_FAILED) from None
+    except KeyboardInterrupt:
+        raise fail("interrupted; the rows committed so far are kept: rerun the same command to resume",
+                   EXIT_INTERRUPTED) from None
+    finally:
+        if started:
+            ray_.shutdown()
+    _finish(summary, input, output, summary_json)
