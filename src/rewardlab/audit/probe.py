@@ -31,7 +31,7 @@ import numpy as np
 from rewardlab.core.types import Sample, Score
 
 __all__ = ["ProbeResult", "Scorer", "Verdict", "adjust", "bootstrap_p", "mde_rate", "mean_result", "rate_result",
-           "scorer"]
+           "scorer", "stat_result"]
 
 Scorer = Callable[[list[Sample]], Sequence[Score]]
 """Scores a batch of samples, one `Score` per sample in order (see `scorer`)."""
@@ -256,31 +256,30 @@ def rate_result(probe: str, name: str, hits: Sequence[bool], *, clusters: Sequen
                        n=n, clusters=m, ci_method=method, **base)  # type: ignore[arg-type]
 
 
-def mean_result(probe: str, name: str, values: Sequence[float], *, clusters: Sequence[Any] | None = None,
-                null: float = 0.0, null_text: str = "mean = 0", alternative: str = "two-sided",
-                min_effect: float | None = None, unit: str = "", level: float = 0.95, alpha: float = 0.05,
-                power: float = 0.8, n_resamples: int = 4000, seed: int = 0, baseline: bool = False,
-                details: dict[str, Any] | None = None) -> ProbeResult:
-    """The mean of per-item `values` (e.g. score differences) against ``mean = null``: a cluster
-    bootstrap CI (BCa, percentile when it degenerates), the bootstrap p-value (`bootstrap_p`), and
-    the MDE (z_{1−α/2} + z_power)·SE with SE the bootstrap standard error over the clusters (None
-    when every resample is equal: nothing can be said about what the audit could detect)."""
+def stat_result(probe: str, name: str, stat: Callable[[Any, np.ndarray], np.ndarray], data: Any, n: int, *,
+                clusters: Sequence[Any] | None = None, null: float = 0.0, null_text: str = "statistic = 0",
+                alternative: str = "two-sided", min_effect: float | None = None, unit: str = "",
+                level: float = 0.95, alpha: float = 0.05, power: float = 0.8, n_resamples: int = 4000,
+                seed: int = 0, baseline: bool = False, details: dict[str, Any] | None = None) -> ProbeResult:
+    """A statistic of n items written over resample weights (``stat(data, w)``, see
+    `rewardlab.audit.stats`) against ``statistic = null``: a cluster bootstrap CI (BCa, percentile
+    when it degenerates), the bootstrap p-value (`bootstrap_p`), and the MDE
+    (z_{1−α/2} + z_power)·SE with SE the bootstrap standard error over the clusters (None when every
+    resample is equal: nothing can be said about what the audit could detect)."""
     from scipy.special import ndtri
 
     from rewardlab.audit.stats import bootstrap_ci, bootstrap_distribution
 
-    x = np.asarray([float(v) for v in values], dtype=float)
-    n = len(x)
     base = dict(probe=probe, name=name, null=null_text, unit=unit, min_effect=min_effect, level=level,
                 alpha=alpha, power=power, baseline=baseline, details=dict(details or {}))
     if n == 0:
         return ProbeResult(estimate=None, low=None, high=None, p=None, mde=None, n=0, clusters=0,
                            note="no items", **base)  # type: ignore[arg-type]
     labels, m = _clustered(clusters, n)
-    estimate, boot = bootstrap_distribution("mean", x, clusters=labels, n_resamples=n_resamples, seed=seed)
-    ci = bootstrap_ci("mean", x, clusters=labels, n_resamples=n_resamples, level=level, seed=seed)
-    low, high, method, note = ci.low, ci.high, ci.method, ci.note
-    se = float(np.std(boot, ddof=1)) if len(boot) > 1 else 0.0
+    estimate, boot = bootstrap_distribution(stat, data, clusters=labels, n_resamples=n_resamples, seed=seed)
+    ci = bootstrap_ci(stat, data, clusters=labels, n_resamples=n_resamples, level=level, seed=seed)
+    finite = boot[np.isfinite(boot)]
+    se = float(np.std(finite, ddof=1)) if len(finite) > 1 else 0.0
     two = alternative == "two-sided"
     z = float(ndtri(1 - alpha / 2) if two else ndtri(1 - alpha)) + float(ndtri(power))
     if se > 0:
@@ -290,5 +289,20 @@ def mean_result(probe: str, name: str, values: Sequence[float], *, clusters: Seq
         p = 1.0 if estimate == null or (alternative == "greater" and estimate < null) \
             or (alternative == "less" and estimate > null) else 0.0
         mde = None
-    return ProbeResult(estimate=estimate, low=low, high=high, p=p, mde=mde, n=n, clusters=m,
-                       ci_method=method, note=note, **base)  # type: ignore[arg-type]
+    return ProbeResult(estimate=estimate, low=ci.low, high=ci.high, p=p, mde=mde, n=n, clusters=m,
+                       ci_method=ci.method, note=ci.note, **base)  # type: ignore[arg-type]
+
+
+def mean_result(probe: str, name: str, values: Sequence[float], *, clusters: Sequence[Any] | None = None,
+                null: float = 0.0, null_text: str = "mean = 0", alternative: str = "two-sided",
+                min_effect: float | None = None, unit: str = "", level: float = 0.95, alpha: float = 0.05,
+                power: float = 0.8, n_resamples: int = 4000, seed: int = 0, baseline: bool = False,
+                details: dict[str, Any] | None = None) -> ProbeResult:
+    """The mean of per-item `values` (e.g. score differences) against ``mean = null``, as
+    `stat_result` computes it."""
+    from rewardlab.audit.stats import weighted_mean
+
+    x = np.asarray([float(v) for v in values], dtype=float)
+    return stat_result(probe, name, weighted_mean, x, len(x), clusters=clusters, null=null, null_text=null_text,
+                       alternative=alternative, min_effect=min_effect, unit=unit, level=level, alpha=alpha,
+                       power=power, n_resamples=n_resamples, seed=seed, baseline=baseline, details=details)
