@@ -66,7 +66,7 @@ def gsm8k_rows(shared_data: Path, n: int, *, explode_every: int = 0) -> list[dic
     such row's response also says "explode"."""
     qs: list[dict[str, str]] = []
     for name in ("gsm8k_train.jsonl", "gsm8k_test.jsonl"):
-        for line in (shared_data / "verifiable" / name).read_text().splitlines():
+        for line in filter(None, (shared_data / "verifiable" / name).read_bytes().split(b"\n")):
             r = json.loads(line)
             qs.append({"question": r["question"], "gold": r["answer"].split("####")[-1].strip().replace(",", "")})
     rows = []
@@ -98,7 +98,12 @@ def local_scores(path: Path, spec: Any, out: Path) -> dict[str, dict[str, Any]]:
     """What ``rewardlab score`` writes for `path`, by id (the same `score_file` it runs)."""
     with Runtime(workers=2) as rt:
         score_file(path, spec, out, runtime=rt)
-    return {r["id"]: r for r in map(json.loads, out.read_text().splitlines())}
+    return {r["id"]: r for r in read_out(out)}
+
+
+def read_out(path: Path) -> list[dict[str, Any]]:
+    """The rows of a JSONL output (split on newlines only: text may hold U+2028 and the like)."""
+    return [json.loads(line) for line in path.read_bytes().split(b"\n") if line]
 
 
 def by_id(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -276,7 +281,7 @@ def test_field_names_as_rewardlab_score_maps_them(ray_cluster: set[int], rows200
     with Runtime(workers=1) as rt:
         score_file(inp, "math_answer", tmp_path / "out.jsonl", runtime=rt,
                    mapping={"prompt": "q", "response": "out.text", "reference": "gold", "id": "uid"})
-    local = {r["uid"]: r for r in map(json.loads, (tmp_path / "out.jsonl").read_text().splitlines())}
+    local = {r["uid"]: r for r in read_out(tmp_path / "out.jsonl")}
     assert {k: reward_part(v) for k, v in got.items()} == {k: reward_part(v) for k, v in local.items()}
     assert {v["reward"] for v in got.values()} == {0.0, 1.0}
 
@@ -299,7 +304,7 @@ def test_cli_ray_writes_what_a_local_run_writes(ray_cluster: set[int], rows200: 
         res = runner.invoke(app, ["score", str(inp), "-r", COMPOSITE, "-o", str(out), "--no-cache", "-q",
                                   "--workers", "1", "--summary-json", str(summary), *extra])
         assert res.exit_code == 0, res.output
-        outs[name] = [json.loads(line) for line in out.read_text().splitlines()]
+        outs[name] = read_out(out)
         summaries[name] = json.loads(summary.read_text())
     local, on_ray = outs["local"], outs["ray"]
     assert sorted(on_ray, key=lambda r: r["_row"]) == local  # every column, every row, same `_row` ids
@@ -324,13 +329,13 @@ def test_cli_ray_resumes_a_cut_run_and_refuses_group_specs(ray_cluster: set[int]
 
     with Runtime(workers=1) as rt, pytest.raises(_Cut):  # a local run stopped after its first chunk
         score_file(inp, "math_answer", out, runtime=rt, chunk_size=32, on_progress=cut)
-    first = [json.loads(line) for line in out.read_text().splitlines()]
+    first = read_out(out)
     assert [r["_row"] for r in first] == list(range(1, 33))
     runner = CliRunner()
     args = ["score", str(inp), "-r", "math_answer", "-o", str(out), "--no-cache", "-q", "--ray"]
     res = runner.invoke(app, args)
     assert res.exit_code == 0, res.output
-    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    rows = read_out(out)
     assert rows[:32] == first
     assert sorted(r["_row"] for r in rows) == list(range(1, 81))  # each row exactly once
     other = tmp_path / "other.jsonl"
