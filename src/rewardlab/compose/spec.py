@@ -25,7 +25,13 @@ A node is a registered reward name, or a mapping with exactly one of these keys:
 | `par`, `log_sigmoid` | node | `ref` (number) or `ref_key` (metadata field) |
 | `group_zscore` | node | `by` (`prompt` or a metadata field), `eps` |
 | `rank` | node | `by` |
+| `advantage` | node | `estimator` (default grpo), `convention` (trl, verl, openrlhf), `by` |
 
+`advantage` turns the rewards of a group of rollouts (the samples sharing `by`) into the
+estimator's advantages (`rewardlab.credit.advantages`): grpo, grpo_batch, dr_grpo, rloo
+(convention trl or verl; trl by default), reinforce_pp, reinforce_pp_baseline (verl or openrlhf;
+verl by default), or a plugin's (the ``rewardlab.advantages`` entry points). The raw reward stays
+in the components; an unknown estimator or convention is an error that lists the known ones.
 Composites also accept `on_error` / `on_abstain`, overriding the spec's. Every error names the
 offending key and, for files, its line. Numbers must be finite (a `clip` bound may be infinite);
 nodes nest at most `MAX_DEPTH` deep, and a node that contains itself (a YAML alias cycle) is
@@ -172,6 +178,14 @@ class _GroupOpts(_Base):
     eps: float = Field(default=1e-6, gt=0)
 
 
+class _AdvantageOpts(_Base):
+    label: str | None = None
+    weight: float = 1.0
+    by: str = "prompt"
+    estimator: str = "grpo"
+    convention: str | None = None
+
+
 class _SpecFile(_Base):
     reward: Any
     on_error: Any = "propagate"
@@ -185,7 +199,7 @@ class _SpecFile(_Base):
 
 
 OPS = ("reward", "sum", "gate", "penalty", "ensemble", "clip", "par", "log_sigmoid",
-       "group_zscore", "rank")
+       "group_zscore", "rank", "advantage")
 
 
 class _Builder:
@@ -344,6 +358,19 @@ class _Builder:
         o = self.opts(_GroupOpts, rest, path)
         child = self.node(body, path + ("rank",), pol)
         return tf.Rank(child, label=o.label or "", weight=o.weight, by=o.by)
+
+    def op_advantage(self, body: Any, rest: dict[str, Any], path: PathT, pol: Policies) -> Node:
+        o = self.opts(_AdvantageOpts, rest, path)
+        try:
+            tf.estimators.get(o.estimator)
+        except KeyError as exc:
+            raise self.error(path + ("estimator",), str(exc.args[0])) from None
+        child = self.node(body, path + ("advantage",), pol)
+        try:
+            return tf.Advantage(child, label=o.label or "", weight=o.weight, by=o.by,
+                                estimator=o.estimator, convention=o.convention)
+        except ValueError as exc:
+            raise self.error(path + ("convention",), str(exc)) from None
 
 
 class Spec:

@@ -8,6 +8,9 @@ normalisation. Non-`ok` scores pass through unchanged (they carry their own reas
 - `group_zscore`: (r - mean_g) / (std_g + eps) within each group of samples sharing a prompt
   (or a metadata key): the GRPO advantage. A group whose values are all equal gets 0.
 - `rank`: the rank of r within its group scaled to [0, 1] (ties share their mean rank).
+- `advantage`: a named advantage estimator (GRPO, Dr. GRPO, RLOO, REINFORCE++...) over the
+  groups of the batch. Estimators are found by name in the ``rewardlab.advantages`` entry-point
+  group (rewardlab's own live in `rewardlab.credit.advantages`), so this layer imports none.
 
 The transformed score keeps its child's `cost`, `details` and components (plus the child's
 value under its label). Its `steps`, `turns` and `tokens` described the child's value: none of
@@ -21,11 +24,14 @@ from __future__ import annotations
 
 import math
 import statistics
+import threading
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from importlib.metadata import entry_points
+from typing import Any
 
-from rewardlab.compose.granularity import stale
+from rewardlab.compose.granularity import carried, stale
 from rewardlab.compose.nodes import Node
 from rewardlab.core.reward import fingerprint_of
 from rewardlab.core.types import Sample, Score
@@ -259,3 +265,115 @@ class Rank(Grouped):
                 ranks[order[k]] = (i + j) / 2 / (n - 1)
             i = j + 1
         return ranks
+
+
+ADVANTAGE_GROUP = "rewardlab.advantages"
+"""The entry-point group of advantage estimators. An entry names a module (or object) with
+``ESTIMATORS``, a mapping of name to ``fn(rewards, groups, convention=None)`` returning an
+object with ``tolist()`` (one float per reward, None for one without an advantage), and
+optionally ``ESTIMATOR_CONVENTIONS``, a mapping of name to the conventions it accepts, and
+``UNGROUPED``, the names of estimators that ignore groups (batch-level only)."""
+
+
+@dataclass(frozen=True)
+class Estimator:
+    name: str
+    fn: Callable[..., Any]
+    conventions: tuple[str, ...]
+    grouped: bool = True
+
+
+class _Estimators:
+    def __init__(self) -> None:
+        self._found: dict[str, Estimator] | None = None
+        self.load_errors: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def all(self) -> dict[str, Estimator]:
+        with self._lock:
+            if self._found is None:
+                found: dict[str, Estimator] = {}
+                for ep in sorted(entry_points(group=ADVANTAGE_GROUP), key=lambda e: e.name):
+                    try:
+                        obj = ep.load()
+                        table: Mapping[str, Callable[..., Any]] = obj.ESTIMATORS
+                        convs: Mapping[str, tuple[str, ...]] = getattr(obj, "ESTIMATOR_CONVENTIONS", {})
+                        ungrouped = set(getattr(obj, "UNGROUPED", ()))
+                        for name, fn in table.items():
+                            found.setdefault(name, Estimator(name, fn, tuple(convs.get(name, ())),
+                                                             name not in ungrouped))
+                    except Exception as exc:  # noqa: BLE001 - a broken plugin is reported, never hides the rest
+                        self.load_errors[ep.name] = f"{type(exc).__name__}: {exc}"
+                self._found = found
+            return self._found
+
+    def get(self, name: str) -> Estimator:
+        """The estimator `name`; a KeyError lists the known ones (and plugins that failed)."""
+        known = self.all()
+        if name in known:
+            return known[name]
+        listed = ", ".join(sorted(known)) or "none installed"
+        failed = f"; failed to load: {', '.join(self.load_errors)}" if self.load_errors else ""
+        raise KeyError(f"unknown advantage estimator {name!r} (known: {listed}{failed})")
+
+
+estimators = _Estimators()
+
+
+@dataclass(eq=False)
+class Advantage(Grouped):
+    """A named advantage estimator over the groups of a batch (`by`). The batch is what is
+    scored together: a file's chunk under `rewardlab score` (groups are kept whole), so a
+    batch-level statistic (REINFORCE++'s whitening, GRPO's batch std) is over that batch."""
+
+    estimator: str = "grpo"
+    convention: str | None = None
+    op: str = "advantage"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.range = (-math.inf, math.inf)
+        self._est = estimators.get(self.estimator)
+        if self.convention is not None and self._est.conventions and self.convention not in self._est.conventions:
+            raise ValueError(f"estimator {self.estimator!r} has no convention {self.convention!r} "
+                             f"(known: {', '.join(self._est.conventions)})")
+        if self.label == f"{self.op}({self.child.label})":
+            self.label = f"{self.estimator}({self.child.label})"
+
+    def params(self) -> list[object]:
+        return [self.by, self.estimator, self.convention]
+
+    def apply(self, samples: Sequence[Sample], scores: list[Score]) -> list[float | Score | None]:
+        idx = [i for i, s in enumerate(scores) if s.ok]
+        out: list[float | Score | None] = [None] * len(scores)
+        if not idx:
+            return out
+        values = [scores[i].value for i in idx]
+        keys = [group_key(samples[i], self.by) for i in idx]
+        result = self._est.fn(values, keys, convention=self.convention).tolist()
+        sizes: dict[str, int] = defaultdict(int)
+        for k in keys:
+            sizes[k] += 1
+        for i, k, v in zip(idx, keys, result, strict=True):
+            if v is not None and math.isfinite(v) and sizes[k] == 1 and self._est.grouped:
+                out[i] = self._alone(scores[i], float(v))
+            elif v is not None and math.isfinite(v):
+                out[i] = float(v)
+            else:  # never let the raw reward through as if it were an advantage
+                sc = scores[i]
+                out[i] = Score.error(f"{self.label}: the estimator gave no finite advantage ({v!r})",
+                                     components={**sc.components, self.child.label: sc.value},
+                                     details=sc.details, cost=sc.cost)
+        return out
+
+    def _alone(self, sc: Score, value: float) -> Score:
+        """The score of the only scorable rollout of its group, saying so in its details (what it
+        gets is the convention's: 0 for trl, its raw reward for verl)."""
+        assert sc.value is not None
+        details = _with_dropped(sc.details, stale(sc, self.why_stale()).dropped) if carried(sc) else dict(
+            sc.details or {})
+        details["advantage"] = (f"the only scorable rollout of its group ({self.by}): no baseline; "
+                                f"{self.estimator} ({self.convention or 'default'} convention) gives {value:g}")
+        return sc.model_copy(update={"value": value, "components": {**sc.components, self.child.label: sc.value},
+                                     "steps": None, "turns": None, "tokens": None, "details": details})
+

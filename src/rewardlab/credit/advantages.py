@@ -391,3 +391,4 @@ ESTIMATORS: dict[str, Callable[..., Advantages]] = {
 ESTIMATOR_CONVENTIONS: dict[str, tuple[str, ...]] = {
     name: tuple(WHITENING if name.startswith("reinforce_pp") else CONVENTIONS) for name in ESTIMATORS
 }
+UNGROUPED = frozenset({"reinforce_pp"})  # whitened over the batch: the groups play no part
