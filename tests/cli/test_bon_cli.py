@@ -163,3 +163,20 @@ def test_parquet_rollouts(shared_data: Path, tmp_path: Path) -> None:
         group = [x for x in rows if x["problem"] == r["problem"]]
         assert r["rm_score"] == max(x["rm_score"] for x in group)
         assert rows[r["_row"]]["response"] == r["response"]  # Parquet rows are numbered from 0
+
+
+def test_self_certainty_from_logprobs_in_the_rows(tmp_path: Path) -> None:
+    import math
+
+    inp, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    sure = [{"a": math.log(0.95), "b": math.log(0.05)}] * 4
+    unsure = [{"a": math.log(0.6), "b": math.log(0.4)}] * 4
+    write_jsonl(inp, [{"prompt": "p", "response": "hedged", "logprobs": unsure},
+                      {"prompt": "p", "response": "sure", "logprobs": sure},
+                      {"prompt": "q", "response": "no log-probs here"}])
+    res = _bon(str(inp), "--select", "self_certainty", "-o", str(out))
+    assert res.exit_code == 0, res.output  # type: ignore[attr-defined]
+    (row,) = read_jsonl(out)
+    assert row["response"] == "sure"
+    assert row["bon_certainty"] == pytest.approx(0.5 * math.log(0.5 / 0.95) + 0.5 * math.log(0.5 / 0.05))
+    assert "no per-token log-probabilities in field 'logprobs'" in res.output  # type: ignore[attr-defined]
