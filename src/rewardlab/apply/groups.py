@@ -111,7 +111,8 @@ def load_rollouts(path: str | Path, *, by: str = "prompt", mapping: Mapping[str,
                   on_malformed: Callable[[str, str], None] | None = None) -> Rollouts:
     """Every row of a rollout file (JSONL, Parquet, HF dataset directory) as a candidate, grouped
     `by` the prompt or a metadata field. A row that cannot be read, has no response, or lacks
-    the `by` field is reported through `on_malformed(where, why)`, counted and skipped."""
+    the `by` field is reported through `on_malformed(where, why)`, counted and skipped. The
+    whole file is held in memory, as a group's rows may be anywhere in it."""
     out = Rollouts([])
     cands: list[Candidate] = []
     for row in read_rows(path, split):
