@@ -12,6 +12,7 @@ import typer
 from rich.markup import escape
 
 from rewardlab.apply.groups import load_rollouts
+from rewardlab.audit.report import jsonable
 from rewardlab.cli.audit_overopt import input_hash, labels_of, make_runtime
 from rewardlab.cli.bon import failures_as_exit
 from rewardlab.cli.common import EXIT_FAILED, RUNNING, err, fail, key_values, load_reward
@@ -144,7 +145,7 @@ def drift_cmd(
             html_path, json_path = rep.write(report)
         err.print(f"report: {escape(str(html_path))} (data: {escape(str(json_path))})")
     if json_out:
-        typer.echo(json.dumps(res.to_dict(), indent=1, allow_nan=False, default=str))
+        typer.echo(json.dumps(jsonable(res.to_dict()), indent=1, allow_nan=False))
     else:
         _print(res, train_label, check_label)
     if res.flag and fail_on_flag:

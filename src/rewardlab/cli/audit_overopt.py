@@ -11,6 +11,7 @@ import typer
 from rich.markup import escape
 
 from rewardlab.apply.groups import load_rollouts
+from rewardlab.audit.report import jsonable
 from rewardlab.cli.bon import failures_as_exit
 from rewardlab.cli.common import EXIT_FAILED, RUNNING, default_cache, err, fail, key_values, load_reward
 from rewardlab.runtime.engine import Runtime
@@ -150,7 +151,7 @@ def overopt_cmd(
             html_path, json_path = rep.write(report)
         err.print(f"report: {escape(str(html_path))} (data: {escape(str(json_path))})")
     if json_out:
-        typer.echo(json.dumps(res.to_dict(), indent=1, allow_nan=False, default=str))
+        typer.echo(json.dumps(jsonable(res.to_dict()), indent=1, allow_nan=False))
         return
     _print(res)
 
