@@ -43,14 +43,17 @@ class ExpandedPairs:
     subsets: list[str]
 
 
-def expand(items: Iterable[PreferencePair | PreferenceSet]) -> ExpandedPairs:
-    """Every (chosen, rejected) combination of the items; a set's pairs share one cluster."""
+def expand(items: Iterable[PreferencePair | PreferenceSet], reference_key: str = "reference") -> ExpandedPairs:
+    """Every (chosen, rejected) combination of the items; a set's pairs share one cluster. A
+    reference in an item's ``metadata[reference_key]`` (e.g. the gold answer a verifier needs)
+    becomes its samples' `reference`."""
     samples: list[Sample] = []
     pairs: list[tuple[int, int]] = []
     clusters: list[int] = []
     subsets: list[str] = []
     for k, item in enumerate(items):
         start = len(samples)
+        reference = item.metadata.get(reference_key)
         if isinstance(item, PreferenceSet):
             samples.extend(item.samples())
             n_chosen = len(item.chosen)
@@ -58,6 +61,8 @@ def expand(items: Iterable[PreferencePair | PreferenceSet]) -> ExpandedPairs:
         else:
             samples.extend(item.samples())
             new = [(start, start + 1)]
+        if reference is not None:
+            samples[start:] = [s.model_copy(update={"reference": reference}) for s in samples[start:]]
         pairs.extend(new)
         clusters.extend([k] * len(new))
         subsets.extend([item.subset or "all"] * len(new))
@@ -125,13 +130,14 @@ def length_probe(
     n_resamples: int = 4000,
     seed: int = 0,
     scored: Sequence[Score] | None = None,
+    reference_key: str = "reference",
 ) -> list[ProbeResult]:
     """Length-bias results for `items` scored by `score` (one batch; or pass the `scored` scores
     of `expand(items).samples`). Tests: Pearson and Spearman correlation with length (judged
     against `min_correlation`), the accuracy gap chosen-longer minus chosen-shorter (against
     `min_gap`); baselines: the reward's accuracy, longest-wins and shortest-wins per subset and
-    overall, and the length-only reward."""
-    ex = expand(items)
+    overall, and the length-only reward. `reference_key`: see `expand`."""
+    ex = expand(items, reference_key)
     scores = list(scored) if scored is not None else list(score(ex.samples)) if ex.samples else []
     if len(scores) != len(ex.samples):
         raise ValueError(f"the scorer returned {len(scores)} scores for {len(ex.samples)} samples")

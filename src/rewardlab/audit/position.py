@@ -72,6 +72,7 @@ def position_probe(
     power: float = 0.8,
     n_resamples: int = 4000,
     seed: int = 0,
+    reference_key: str = "reference",
 ) -> list[ProbeResult]:
     """Position bias of a pairwise judge on preference pairs, both orders asked.
 
@@ -93,7 +94,7 @@ def position_probe(
     from rewardlab.audit.probe import mean_result, rate_result
     from rewardlab.audit.stats import mcnemar, paired_bootstrap_diff, wilson_ci
 
-    ex = expand(items)
+    ex = expand(items, reference_key)
     batch = []
     for (c, r) in ex.pairs:
         chosen, rejected = ex.samples[c], ex.samples[r]

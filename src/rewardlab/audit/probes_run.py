@@ -2,12 +2,12 @@
 correction across all their tests (what ``rewardlab audit probes`` runs).
 
 Probes: ``length`` (`rewardlab.audit.length`), ``robustness`` (`rewardlab.audit.robustness`),
-``gameability`` (`rewardlab.audit.gameability`: the attacks replace the chosen response; its
-reference comes from the pair's ``metadata[reference_key]``), ``position``
+``gameability`` (`rewardlab.audit.gameability`: the attacks replace the chosen response), ``position``
 (`rewardlab.audit.position`: only for a pairwise judge, run by default when the spec holds a
 ``judge_pairwise`` leaf) and ``determinism`` (`rewardlab.audit.determinism`, on every response of
-the pairs). Each probe scores its samples in one batch of the Runtime (determinism: one batch per
-variant).
+the pairs, on a Runtime without a score cache). An item's ``metadata[reference_key]`` (e.g. the
+gold answer a verifier needs) is the reference of every sample made from it. Each probe scores its
+samples in one batch of the Runtime (determinism: one batch per variant).
 """
 
 from __future__ import annotations
@@ -72,7 +72,6 @@ def run_probes(
     one when None; determinism needs one without a score cache). `rewrites`, `families`: the
     robustness rewrites and gameability attack families (all when None). `verdict`, `threshold`:
     how gameability reads the reward (see `gameability_probe`)."""
-    from rewardlab.audit.determinism import determinism_probe
     from rewardlab.audit.gameability import gameability_probe
     from rewardlab.audit.length import expand, length_probe
     from rewardlab.audit.position import position_probe
@@ -93,21 +92,35 @@ def run_probes(
     results: list[ProbeResult] = []
     for probe in asked:
         if probe == "length":
-            results += length_probe(data, run, alpha=alpha, **common)
+            results += length_probe(data, run, alpha=alpha, reference_key=reference_key, **common)
         elif probe == "robustness":
-            results += robustness_probe(data, run, rewrites=rewrites, alpha=alpha, **common)
+            results += robustness_probe(data, run, rewrites=rewrites, alpha=alpha, reference_key=reference_key,
+                                        **common)
         elif probe == "gameability":
             firsts = _chosen_samples(data, reference_key)
             results += gameability_probe(firsts, run, reward_range=built.root.range, verdict=verdict,
                                          threshold=threshold, families=families, **common)
         elif probe == "position":
-            results += position_probe(data, run, against=against, alpha=alpha, **common)
+            results += position_probe(data, run, against=against, alpha=alpha, reference_key=reference_key,
+                                      **common)
         elif probe == "determinism":
-            results += determinism_probe(expand(data).samples, built, runtime=runtime, seed=seed, level=level,
-                                         alpha=alpha)
+            results += _determinism(expand(data, reference_key).samples, built, runtime, seed=seed, level=level,
+                                    alpha=alpha)
     settings = {"reward": built.fingerprint, "items": len(data), "seed": seed, "n_resamples": n_resamples,
                 "level": level, "alpha": alpha, "probes": asked}
     return ProbeRun(adjust(results), asked, skipped, settings)
+
+
+def _determinism(samples: list[Sample], spec: Any, runtime: Any, **options: Any) -> list[ProbeResult]:
+    """The determinism probe on a Runtime without a score cache (a cached repeat proves nothing):
+    `runtime` when it has none, else a fresh one with its settings, closed after."""
+    from rewardlab.audit.determinism import determinism_probe
+    from rewardlab.runtime.engine import Runtime
+
+    if runtime is None or runtime.cache is None:
+        return determinism_probe(samples, spec, runtime=runtime, **options)
+    with Runtime(workers=runtime.workers, timeout=runtime.timeout, memory_mb=runtime.memory_mb) as fresh:
+        return determinism_probe(samples, spec, runtime=fresh, **options)
 
 
 def _chosen_samples(items: Sequence[PreferencePair | PreferenceSet], reference_key: str) -> list[Sample]:

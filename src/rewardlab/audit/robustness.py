@@ -82,13 +82,15 @@ def robustness_probe(
     power: float = 0.8,
     n_resamples: int = 4000,
     seed: int = 0,
+    reference_key: str = "reference",
 ) -> list[ProbeResult]:
     """Accuracy drop and rank flips per rewrite (all registered ones when `rewrites` is None),
-    judged against `min_drop` and `min_flips`; see the module docstring."""
+    judged against `min_drop` and `min_flips`; see the module docstring. `reference_key`: see
+    `rewardlab.audit.length.expand`."""
     from rewardlab.audit.stats import mcnemar, paired_bootstrap_diff, wilson_ci
 
     names = [get_rewrite(r).name for r in (rewrites if rewrites is not None else list(REWRITES))]
-    ex = expand(items)
+    ex = expand(items, reference_key)
     n_samples = len(ex.samples)
     batch = list(ex.samples)
     for name in names:

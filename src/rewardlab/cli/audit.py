@@ -8,6 +8,7 @@ import typer
 
 from rewardlab.cli.audit_drift import drift_cmd
 from rewardlab.cli.audit_overopt import overopt_cmd
+from rewardlab.cli.audit_probes import audit_probes_cmd
 
 audit_app = typer.Typer(help="Audit a reward: biases, robustness, gameability, over-optimisation, drift.",
                         no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
@@ -20,3 +21,4 @@ def _audit() -> None:
 
 audit_app.command("overopt")(overopt_cmd)
 audit_app.command("drift")(drift_cmd)
+audit_app.command("probes")(audit_probes_cmd)
