@@ -66,6 +66,8 @@ def test_report_from_the_command_line(rollouts: Path, tmp_path: Path) -> None:
     assert [p["n"] for p in data["data"]["overopt"]["curves"][0]["points"]] == [1, 2, 8]
     kl_table = next(t for t in data["tables"] if t["title"].startswith("KL_bon"))
     assert kl_table["rows"] == [[1, 0.0], [2, 0.1931], [8, 1.2044]]
+    html = out.read_text()
+    assert "<td>0.1931</td>" in html and "<td>1.2044</td>" in html  # shown to the stated decimals
     shown = render(out, tmp_path)
     assert shown.images == 2 and shown.ok, shown
 

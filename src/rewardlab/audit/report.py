@@ -113,7 +113,8 @@ def jsonable(obj: Any) -> Any:
 
 
 def _cell(value: Any) -> str:
-    """A table cell as text: floats to 4 significant decimals, None and NaN as an em dash."""
+    """A table cell as text: floats to 4 decimals (trailing zeros dropped; scientific notation below 1e-3
+    and from 1e4), None and NaN as an em dash."""
     if value is None:
         return "—"
     if isinstance(value, bool):
@@ -121,7 +122,10 @@ def _cell(value: Any) -> str:
     if isinstance(value, float):
         if not math.isfinite(value):
             return "—" if math.isnan(value) else ("∞" if value > 0 else "−∞")
-        return f"{value:.4g}" if abs(value) >= 1e-4 or value == 0 else f"{value:.3e}"
+        if value != 0 and not 1e-3 <= abs(value) < 1e4:
+            return f"{value:.3e}"
+        text = f"{value:.4f}".rstrip("0").rstrip(".")
+        return "0" if text in ("-0", "") else text
     return str(value)
 
 
@@ -190,7 +194,7 @@ class Report:
 
     def table(self, title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
         """A table: `columns` names, `rows` of cells (numbers, text, None). Every row must have one
-        cell per column. Floats show 4 significant digits; the JSON keeps them whole."""
+        cell per column. Floats show 4 decimals; the JSON keeps them whole."""
         cols = [str(c) for c in columns]
         body = [list(r) for r in rows]
         for i, r in enumerate(body):
@@ -294,7 +298,8 @@ def _html_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]
     e = html.escape
     head = "".join(f"<th>{e(str(c))}</th>" for c in columns)
     body = "".join("<tr>" + "".join(f"<td>{e(_cell(v))}</td>" for v in r) + "</tr>" for r in rows)
-    return f"<h{level}>{e(title)}</h{level}><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return (f'<h{level}>{e(title)}</h{level}><div class="t"><table><thead><tr>{head}</tr></thead>'
+            f"<tbody>{body}</tbody></table></div>")
 
 
 _CSS = (
@@ -303,5 +308,6 @@ _CSS = (
     "h3{font-size:1.05em}.meta{color:#666}pre{background:#f4f4f4;padding:.6em;white-space:pre-wrap;"
     "word-break:break-all}table{border-collapse:collapse;margin:.5em 0}th,td{border:1px solid #ccc;"
     "padding:.25em .6em;text-align:left;font-variant-numeric:tabular-nums;white-space:nowrap}th{background:#eee}"
-    "figure{margin:1em 0}img{max-width:100%;border:1px solid #ddd}figcaption{color:#444;font-size:.9em}"
+    ".t{overflow-x:auto}figure{margin:1em 0}img{max-width:100%;border:1px solid #ddd}"
+    "figcaption{color:#444;font-size:.9em}"
 )
