@@ -260,3 +260,14 @@ def test_affine_rescaling_leaves_z_scores_unchanged(rg: tuple[list[float], list[
 def test_vectorised_grpo_matches_the_loop(rg: tuple[list[float], list[int]]) -> None:
     r, g = rg
     assert adv.grpo(r, g).values == pytest.approx(_loop_grpo(r, g, 1e-4), rel=1e-9, abs=1e-9)
+
+
+@pytest.mark.parametrize("labels", [
+    [5, 3, 5, 9], [-1, 7, -1, 8], [10**12, 3, 10**12, 4], [True, False, True, 2], ["b", "a", "b", "c"],
+    [("x", 1), ("y", 1), ("x", 1), ("z", 0)], [2.5, 1.0, 2.5, 0.0]])
+def test_group_labels_of_any_kind(labels: list[object]) -> None:
+    from rewardlab.credit._groups import group_ids
+
+    gid, n = group_ids(labels if not isinstance(labels[0], int | float) else np.array(labels))
+    assert n == 3 and gid[0] == gid[2] and len({gid[0], gid[1], gid[3]}) == 3
+    assert adv.dr_grpo([1.0, 5.0, 0.0, 2.0], labels).values.tolist() == [0.5, 0.0, -0.5, 0.0]

@@ -19,10 +19,16 @@ IntArray = npt.NDArray[np.intp]
 
 def group_ids(groups: Sequence[Hashable] | npt.ArrayLike) -> tuple[IntArray, int]:
     """Dense ids 0..n_groups-1 for `groups` (any hashable labels: prompt texts, uids, ints) and
-    the number of groups. Integer labels go through `np.unique`; other labels through a dict,
+    the number of groups. Integer labels keep their order (small non-negative ones are mapped by
+    `np.bincount` without sorting, others through `np.unique`); other labels go through a dict,
     in order of first appearance."""
     arr = np.asarray(groups) if not isinstance(groups, np.ndarray) else groups
     if arr.ndim == 1 and arr.dtype.kind in "iub":
+        if arr.size and arr.min() >= 0 and arr.max() < 4 * arr.size + 1024:  # small labels: no sort
+            labels = arr.astype(np.intp)
+            present = np.bincount(labels) > 0
+            dense = np.cumsum(present) - 1
+            return dense[labels].astype(np.intp, copy=False), int(present.sum())
         uniq, inv = np.unique(arr, return_inverse=True)
         return inv.astype(np.intp, copy=False), len(uniq)
     seen: dict[Any, int] = {}
