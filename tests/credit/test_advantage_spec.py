@@ -108,3 +108,13 @@ def test_rewardlab_score_writes_advantages_next_to_rewards(tmp_path: Path) -> No
     got = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["reward_components"]["correct"] for r in got] == [1.0, 0.0, 0.0, 1.0, 3.0, 3.0]
     assert [r["reward"] for r in got] == pytest.approx([0.8660, -0.8660, -0.8660, 0.8660, 0.0, 0.0], abs=5e-5)
+
+
+def test_crashing_the_verifier_is_not_a_way_out_when_errors_have_a_value() -> None:
+    # a policy that cannot answer may try to make the reward fail rather than be scored wrong
+    rows = [S("a", 1), S("a", 0), S("a", "bad")]
+    passed = rl.score(rows, spec(estimator="dr_grpo"))
+    assert passed[2].status is Status.error and passed[2].value is None  # no advantage: the trainer sees None
+    valued = rl.score(rows, {"reward": {"advantage": {"sum": [{"reward": REWARD}], "on_error": 0.0},
+                                        "estimator": "dr_grpo"}})
+    assert [s.value for s in valued] == pytest.approx([2 / 3, -1 / 3, -1 / 3])  # failing costs like being wrong
