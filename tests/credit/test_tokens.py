@@ -54,6 +54,9 @@ def test_reproject_keeps_the_sum() -> None:
     src = TokenScores(tokenizer="a", values=[1.0, 2.0, 3.0], offsets=[(0, 2), (2, 4), (4, 6)])
     out = tokens.reproject(src, [(0, 3), (3, 6)])
     assert out.values.tolist() == [1.0, 5.0] and out.unplaced == []
+    # byte-level targets: two tokens share the character 3 (a split multi-byte character)
+    split = tokens.reproject(src, [(0, 3), (3, 4), (3, 4), (4, 6)])
+    assert split.values.sum() == pytest.approx(6.0) and split.unplaced == []
     with pytest.raises(ValueError, match="no character offsets"):
         tokens.reproject(TokenScores(tokenizer="a", values=[1.0]), [(0, 1)])
 

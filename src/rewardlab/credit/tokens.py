@@ -37,11 +37,15 @@ class TokenCredit:
     unplaced: list[int] = field(default_factory=list)
 
 
-def token_owner(offsets: Sequence[Span], spans: Sequence[Span]) -> IntArray:
-    """For each token, the index of the span holding its first character, or −1."""
+def token_owner(offsets: Sequence[Span], spans: Sequence[Span], *, disjoint: bool = True) -> IntArray:
+    """For each token, the index of the span holding its first character, or −1. Spans must be
+    ordered and (with `disjoint`) must not overlap; without it, as for byte-level tokens that
+    split one character, the last span starting at or before the character is taken."""
     off = np.asarray(offsets, dtype=np.int64).reshape(-1, 2)
     sp = np.asarray(spans, dtype=np.int64).reshape(-1, 2)
-    if len(sp) and ((sp[:, 1] < sp[:, 0]).any() or (sp[1:, 0] < sp[:-1, 1]).any()):
+    if len(sp) and ((sp[:, 1] < sp[:, 0]).any() or (sp[1:, 0] < sp[:-1, 0]).any()):
+        raise ValueError("spans must be ordered")
+    if disjoint and len(sp) and (sp[1:, 0] < sp[:-1, 1]).any():
         raise ValueError("spans must be ordered and must not overlap")
     idx = np.searchsorted(sp[:, 0], off[:, 0], side="right") - 1
     inside = (idx >= 0) & (off[:, 1] > off[:, 0])
@@ -129,7 +133,7 @@ def reproject(tokens: TokenScores, offsets: Sequence[Span]) -> TokenCredit:
     src = np.asarray(tokens.offsets, dtype=np.int64).reshape(-1, 2)
     vals = np.asarray(tokens.values, dtype=np.float64)
     ends = [(int(b) - 1, int(b)) if b > a else (int(a), int(a)) for a, b in src]
-    owner = token_owner(ends, list(offsets)) if len(offsets) else np.full(len(src), -1)
+    owner = token_owner(ends, list(offsets), disjoint=False) if len(offsets) else np.full(len(src), -1)
     out = np.zeros(len(offsets))
     ok = owner >= 0
     np.add.at(out, owner[ok], vals[ok])
