@@ -217,10 +217,10 @@ def _ties_arrays(items: Sequence[TiesItem]) -> _TiesArrays:
 
 
 def _wmean(x: np.ndarray, mask: np.ndarray, w: np.ndarray) -> np.ndarray:
-    wm = w * mask
-    total = wm.sum(axis=1)
+    wm = w * mask.astype(w.dtype)
+    total = wm.sum(axis=1).astype(float)
     with np.errstate(invalid="ignore", divide="ignore"):
-        out = (wm @ x) / total
+        out = (wm @ x.astype(w.dtype)) / total
     return np.where(total > 0, out, 0.0)
 
 
@@ -296,7 +296,7 @@ class Rollup:
         subs = self._subset_values(values, w)
         out = {f"subset:{k}": v for k, v in subs.items()}
         if self.scheme == "plain":
-            out["score"] = (w @ values) / w.sum(axis=1)
+            out["score"] = (w @ values.astype(w.dtype)) / w.sum(axis=1).astype(float)
         elif self.scheme == "rewardbench":
             sections: dict[str, np.ndarray] = {}
             for section, names in RB1_SECTIONS.items():
@@ -318,7 +318,10 @@ class Rollup:
 
     def stat(self, values: Any, w: np.ndarray) -> np.ndarray:
         """The scheme's score for each row of resample weights (a `rewardlab.audit.stats.Stat`)."""
-        return self.parts(np.asarray(values, dtype=float), w)["score"]
+        v = np.asarray(values, dtype=float)
+        if self.scheme == "plain":  # the pooled mean: no need for the subsets
+            return (w @ v.astype(w.dtype)) / w.sum(axis=1).astype(float)
+        return self.parts(v, w)["score"]
 
     def estimate(self, values: Sequence[float]) -> dict[str, float]:
         """Every part's value on the data as it is."""

@@ -64,19 +64,20 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from itertools import combinations
 from typing import Any
 
 import numpy as np
 
-from rewardlab.audit.aggregate import TIES_SUBSET, Rollup, TiesItem, best_of_n, parse_ties_id, rollup
+from rewardlab.audit.aggregate import TIES_SUBSET, Rollup, TiesItem, best_of_n, parse_ties_id, rollup, ties_score
 from rewardlab.audit.pairs import compare
 from rewardlab.audit.stats import (
     CI,
+    WStat,
     agreement,
-    bootstrap_ci,
+    bootstrap_many,
     mcnemar,
-    paired_bootstrap_diff,
     spearman_ci,
     weighted_kappa_stat,
     weighted_mean,
@@ -312,83 +313,52 @@ class Evaluation:
         })
 
 
-def _proportion_ci(values: np.ndarray, clusters: np.ndarray, *, n_resamples: int, level: float,
-                   seed: int, memo: dict[bytes, CI] | None = None) -> CI:
-    """Wilson for independent 0/1 units; a clustered bootstrap when prompts repeat or values
-    are fractional. `memo` keeps intervals already computed for the same values and clusters."""
-    key = values.tobytes() + b"\x00" + "\x00".join(clusters.tolist()).encode()
-    if memo is not None and key in memo:
-        return memo[key]
-    ci = _proportion_ci_of(values, clusters, n_resamples=n_resamples, level=level, seed=seed)
-    if memo is not None:
-        memo[key] = ci
-    return ci
+def _masked_mean(x: np.ndarray, mask: np.ndarray, w: np.ndarray) -> np.ndarray:
+    wm = w * mask.astype(w.dtype)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (wm @ x.astype(w.dtype)) / wm.sum(axis=1).astype(float)
 
 
-def _proportion_ci_of(values: np.ndarray, clusters: np.ndarray, *, n_resamples: int, level: float,
-                      seed: int) -> CI:
-    binary = bool(np.all((values == 0) | (values == 1)))
-    if binary and len(np.unique(clusters)) == len(values):
-        k = int(values.sum())
-        lo, hi = wilson_ci(k, len(values), level)
-        return CI(k / len(values), lo, hi, "wilson", level)
-    return bootstrap_ci(weighted_mean, values, clusters=clusters.tolist(), n_resamples=n_resamples,
-                        level=level, seed=seed)
+class _Intervals:
+    """The intervals of statistics over one set of units, the bootstrapped ones computed in one
+    pass (`bootstrap_many`: the same resamples for every statistic, so comparisons are paired)."""
 
+    def __init__(self, clusters: np.ndarray, strata: np.ndarray | None, *, n_resamples: int, level: float,
+                 seed: int) -> None:
+        self.clusters, self.strata = clusters, strata
+        self.n_resamples, self.level, self.seed = n_resamples, level, seed
+        self.independent = len(np.unique(clusters)) == len(clusters)
+        self.stats: dict[str, WStat] = {}
+        self.differences: set[str] = set()
+        self.fixed: dict[str, CI] = {}
 
-def _reward_result(name: str, spec_text: str, fingerprint: str, units: Units, uv: _UnitValues,
-                   roll: Rollup, *, n_resamples: int, level: float, seed: int) -> RewardResult:
-    clusters = units.cluster.tolist()
-    strata = units.subset.tolist() if roll.scheme != "plain" else None
-    parts = roll.estimate(uv.values)
-    memo: dict[bytes, CI] = {}
-    if roll.scheme == "plain":
-        score = _proportion_ci(uv.values, units.cluster, n_resamples=n_resamples, level=level, seed=seed,
-                               memo=memo)
-    else:
-        score = bootstrap_ci(roll.stat, uv.values, clusters=clusters, strata=strata,
-                             n_resamples=n_resamples, level=level, seed=seed)
-    sections: dict[str, CI] = {}
-    for key in parts:
-        if key.startswith("section:"):
-            section = key.removeprefix("section:")
-
-            def sec_stat(v: Any, w: np.ndarray, key: str = key) -> np.ndarray:
-                return roll.parts(np.asarray(v, dtype=float), w)[key]
-
-            sections[section] = bootstrap_ci(sec_stat, uv.values, clusters=clusters, strata=strata,
-                                             n_resamples=n_resamples, level=level, seed=seed)
-    subsets: dict[str, dict[str, Any]] = {}
-    ties_terms: dict[str, float] = {}
-    for sub in dict.fromkeys(units.subset.tolist()):
-        mask = units.subset == sub
-        if roll.scheme == "rewardbench2" and sub == TIES_SUBSET:
-            sub_roll = rollup("rewardbench2", [TIES_SUBSET] * int(mask.sum()), ties=uv.ties_items,
-                              ties_index=range(int(mask.sum())))
-            from rewardlab.audit.aggregate import ties_score
-
-            ties_terms = {k: v for k, v in ties_score(uv.ties_items).items() if k != "score"}
-            ci = bootstrap_ci(sub_roll.stat, uv.values[mask], clusters=units.cluster[mask].tolist(),
-                              n_resamples=n_resamples, level=level, seed=seed)
+    def proportion(self, key: str, values: np.ndarray, mask: np.ndarray | None = None) -> None:
+        """A share over the units (where `mask`): Wilson for independent 0/1 units, else the bootstrap."""
+        if mask is not None and mask.all():
+            mask = None
+        sel = values if mask is None else values[mask]
+        clusters = self.clusters if mask is None else self.clusters[mask]
+        if len(sel) and bool(np.all((sel == 0) | (sel == 1))) and len(np.unique(clusters)) == len(sel):
+            k = int(sel.sum())
+            lo, hi = wilson_ci(k, len(sel), self.level)
+            self.fixed[key] = CI(k / len(sel), lo, hi, "wilson", self.level)
+        elif mask is None:
+            self.stats[key] = lambda w: weighted_mean(values, w)
         else:
-            ci = _proportion_ci(uv.values[mask], units.cluster[mask], n_resamples=n_resamples,
-                                level=level, seed=seed, memo=memo)
-        subsets[sub] = {**_ci_fields(ci), "n": int(mask.sum()), "ties": int(uv.tie[mask].sum()),
-                        "unscored": int(uv.unscored[mask].sum())}
-    pair_units = units if units.scheme != "rewardbench2" else None
-    pairs = _pairs_block(pair_units, uv, n_resamples=n_resamples, level=level, seed=seed, memo=memo)
-    return RewardResult(name, spec_text, fingerprint, score, units.n, int(uv.tie.sum()),
-                        int(uv.unscored.sum()), uv.reasons, pairs, subsets, sections, ties_terms)
+            m = mask.astype(float)
+            self.stats[key] = lambda w: _masked_mean(values, m, w)
 
+    def stat(self, key: str, fn: WStat, *, difference: bool = False) -> None:
+        self.stats[key] = fn
+        if difference:
+            self.differences.add(key)
 
-def _pairs_block(units: Units | None, uv: _UnitValues, *, n_resamples: int, level: float,
-                 seed: int, memo: dict[bytes, CI]) -> dict[str, Any]:
-    if units is None:  # rewardbench2: the pair view is each item's correct response against each rejected one
-        return {}
-    ci = _proportion_ci(uv.correct.astype(float), units.cluster, n_resamples=n_resamples, level=level, seed=seed,
-                        memo=memo)
-    return {"n": units.n, "correct": int(uv.correct.sum()), "ties": int(uv.tie.sum()),
-            "unscored": int(uv.unscored.sum()), **_ci_fields(ci)}
+    def run(self) -> dict[str, CI]:
+        many = bootstrap_many(self.stats, len(self.clusters), clusters=self.clusters.tolist(),
+                              strata=None if self.strata is None else self.strata.tolist(),
+                              n_resamples=self.n_resamples, level=self.level, seed=self.seed,
+                              differences=self.differences)
+        return {**self.fixed, **many}
 
 
 def _spec_text(spec: Any) -> str:
@@ -401,7 +371,8 @@ def evaluate(items: Sequence[Preference], rewards: Mapping[str, Any], *, scheme:
     """Evaluate each reward (name -> spec: a reward name, spec file, YAML text, or built spec)
     on `items` under `scheme` ("plain", "rewardbench", "rewardbench2"; `prior_sets`: the
     RewardBench paper's weighted score). `scores`: already-computed item scores by reward name
-    (those rewards are not scored again). Every reward's items are scored in one batch."""
+    (those rewards are not scored again). Every reward's items are scored in one batch; every
+    interval over all items comes from one set of resamples."""
     from rewardlab.api import build
 
     if not items:
@@ -411,63 +382,107 @@ def evaluate(items: Sequence[Preference], rewards: Mapping[str, Any], *, scheme:
     units = units_of(items, scheme)
     if units.n == 0:
         raise ValueError("the items hold no pairs")
-    results: dict[str, RewardResult] = {}
-    unit_values: dict[str, _UnitValues] = {}
+    uvs: dict[str, _UnitValues] = {}
     rolls: dict[str, Rollup] = {}
+    fingerprints: dict[str, str] = {}
     for name, spec in rewards.items():
         built = build(spec)
+        fingerprints[name] = built.fingerprint
         scored = list(scores[name]) if scores and name in scores else score_items(items, built, runtime=runtime)
-        uv = _unit_values(units, items, scored)
-        roll = rollup(scheme, units.subset.tolist(), prior_sets=prior_sets, ties=uv.ties_items,
-                      ties_index=units.ties_index.tolist())
-        unit_values[name] = uv
-        rolls[name] = roll
-        results[name] = _reward_result(name, _spec_text(spec), built.fingerprint, units, uv, roll,
-                                       n_resamples=n_resamples, level=level, seed=seed)
-    comparisons = [_compare(a, b, units, unit_values[a], unit_values[b], rolls[a], rolls[b],
-                            n_resamples=n_resamples, level=level, seed=seed)
-                   for a, b in combinations(results, 2)]
+        uvs[name] = _unit_values(units, items, scored)
+        rolls[name] = rollup(scheme, units.subset.tolist(), prior_sets=prior_sets, ties=uvs[name].ties_items,
+                             ties_index=units.ties_index.tolist())
+    opts = {"n_resamples": n_resamples, "level": level, "seed": seed}
+    whole = _Intervals(units.cluster, None if scheme == "plain" else units.subset, **opts)
+    sections: dict[str, list[str]] = {}
+    for name, uv in uvs.items():
+        roll = rolls[name]
+        if scheme == "plain":
+            whole.proportion(f"{name}/score", uv.values)
+        else:
+            whole.stat(f"{name}/score", partial(roll.stat, uv.values))
+        sections[name] = [k.removeprefix("section:") for k in roll.estimate(uv.values) if k.startswith("section:")]
+        for sec in sections[name]:
+            whole.stat(f"{name}/section:{sec}",
+                       lambda w, r=roll, v=uv.values, k=f"section:{sec}": r.parts(v, w)[k])
+        if scheme == "rewardbench":  # plain: the pairs are the units of the score; rewardbench2: no pairs
+            whole.proportion(f"{name}/pairs", uv.correct.astype(float))
+    pairs_of = list(combinations(uvs, 2))
+    for a, b in pairs_of:
+        ua, ub, ra, rb = uvs[a], uvs[b], rolls[a], rolls[b]
+        # each reward's own rollup: the Ties terms of rewardbench2 depend on each reward's raw scores
+        whole.stat(f"{a}|{b}/diff", lambda w, ra=ra, rb=rb, va=ua.values, vb=ub.values: ra.stat(va, w) - rb.stat(vb, w),
+                   difference=True)
+        both = np.isfinite(ua.margin) & np.isfinite(ub.margin)
+        if both.any():
+            sa, sb = np.sign(ua.margin[both]), np.sign(ub.margin[both])
+            whole.proportion(f"{a}|{b}/same", np.where(both, np.sign(ua.margin) == np.sign(ub.margin), 0).astype(float),
+                             both)
+            kappa = weighted_kappa_stat(sa.tolist(), sb.tolist())
+            whole.stat(f"{a}|{b}/kappa", (lambda w, k=kappa: k(None, w)) if both.all() else
+                       (lambda w, k=kappa, m=both: k(None, w[:, m])))
+    cis = whole.run()
+    sub_cis = _subset_intervals(units, uvs, scheme, cis, **opts)
+    results: dict[str, RewardResult] = {}
+    for name, uv in uvs.items():
+        ties_terms: dict[str, float] = {}
+        if uv.ties_items:
+            ties_terms = {k: v for k, v in ties_score(uv.ties_items).items() if k != "score"}
+        pairs: dict[str, Any] = {}
+        if scheme != "rewardbench2":
+            pairs = {"n": units.n, "correct": int(uv.correct.sum()), "ties": int(uv.tie.sum()),
+                     "unscored": int(uv.unscored.sum()),
+                     **_ci_fields(cis[f"{name}/pairs" if scheme == "rewardbench" else f"{name}/score"])}
+        subsets = {sub: {**_ci_fields(sub_cis[sub][name]), "n": int(np.sum(units.subset == sub)),
+                         "ties": int(uv.tie[units.subset == sub].sum()),
+                         "unscored": int(uv.unscored[units.subset == sub].sum())} for sub in sub_cis}
+        results[name] = RewardResult(name, _spec_text(rewards[name]), fingerprints[name], cis[f"{name}/score"],
+                                     units.n, int(uv.tie.sum()), int(uv.unscored.sum()), uv.reasons, pairs, subsets,
+                                     {s: cis[f"{name}/section:{s}"] for s in sections[name]}, ties_terms)
+    comparisons = [_comparison(a, b, units, uvs[a], uvs[b], cis, level) for a, b in pairs_of]
     first = next(iter(rolls.values()))
     return Evaluation(scheme, first.label, level, n_resamples, seed, len(items), units.n, results, comparisons,
                       first.unknown_subsets)
 
 
-def _compare(a: str, b: str, units: Units, ua: _UnitValues, ub: _UnitValues, ra: Rollup, rb: Rollup, *,
-             n_resamples: int, level: float, seed: int) -> dict[str, Any]:
+def _subset_intervals(units: Units, uvs: Mapping[str, _UnitValues], scheme: str, whole: Mapping[str, CI], *,
+                      n_resamples: int, level: float, seed: int) -> dict[str, dict[str, CI]]:
+    """Each subset's interval for each reward (one bootstrap pass per subset, over its own units)."""
+    out: dict[str, dict[str, CI]] = {}
+    for sub in dict.fromkeys(units.subset.tolist()):
+        mask = units.subset == sub
+        if scheme == "plain" and mask.all():  # one subset holding every unit: it is the score
+            out[sub] = {name: whole[f"{name}/score"] for name in uvs}
+            continue
+        iv = _Intervals(units.cluster[mask], None, n_resamples=n_resamples, level=level, seed=seed)
+        for name, uv in uvs.items():
+            if scheme == "rewardbench2" and sub == TIES_SUBSET:
+                roll = rollup("rewardbench2", [TIES_SUBSET] * int(mask.sum()), ties=uv.ties_items,
+                              ties_index=range(int(mask.sum())))
+                iv.stat(name, partial(roll.stat, uv.values[mask]))
+            else:
+                iv.proportion(name, uv.values[mask])
+        out[sub] = iv.run()
+    return out
+
+
+def _comparison(a: str, b: str, units: Units, ua: _UnitValues, ub: _UnitValues, cis: Mapping[str, CI],
+                level: float) -> dict[str, Any]:
     keep = np.ones(units.n, bool)
     keep[units.ties_index] = False
     ca, cb = ua.correct[keep], ub.correct[keep]
     mc = mcnemar(int(np.sum(ca & ~cb)), int(np.sum(~ca & cb)))
-    strata = units.subset.tolist() if ra.scheme != "plain" else None
-    # each reward's own rollup: the Ties terms of rewardbench2 depend on each reward's raw scores
-    diff = paired_bootstrap_diff(ua.values, ub.values, stat=ra.stat, stat_b=rb.stat,
-                                 clusters=units.cluster.tolist(), strata=strata, n_resamples=n_resamples,
-                                 level=level, seed=seed)
+    diff = cis[f"{a}|{b}/diff"]
+    both = np.isfinite(ua.margin) & np.isfinite(ub.margin)
+    ag: dict[str, Any] = agreement(ua.margin[both].tolist(), ub.margin[both].tolist())
+    ag["ci"] = {}
+    if f"{a}|{b}/same" in cis:
+        same = cis[f"{a}|{b}/same"]
+        ag["ci"]["pairwise_agreement"] = [same.low, same.high]
+        if math.isfinite(ag["cohen_kappa"]):
+            kappa = cis[f"{a}|{b}/kappa"]
+            ag["ci"]["cohen_kappa"] = [kappa.low, kappa.high]
+        ag["ci"]["spearman"] = list(spearman_ci(ag["spearman"], int(both.sum()), level))
     return {"a": a, "b": b, "diff": diff.estimate, "diff_ci": [diff.low, diff.high], "diff_method": diff.method,
             "diff_p": diff.p_value, "mcnemar_b": mc.b, "mcnemar_c": mc.c, "mcnemar_p": mc.p_exact,
-            "mcnemar_midp": mc.p_midp,
-            "agreement": _agreement(units, ua.margin, ub.margin, n_resamples=n_resamples, level=level, seed=seed)}
-
-
-def _agreement(units: Units, ma: np.ndarray, mb: np.ndarray, *, n_resamples: int, level: float,
-               seed: int) -> dict[str, Any]:
-    """`agreement` of the two rewards' margins over the units both scored, with intervals: the
-    decision agreement (Wilson, or clustered bootstrap), Cohen's kappa (bootstrap), Spearman
-    (Fisher z)."""
-    both = np.isfinite(ma) & np.isfinite(mb)
-    out: dict[str, Any] = agreement(ma[both].tolist(), mb[both].tolist())
-    n = int(both.sum())
-    cis: dict[str, list[float]] = {}
-    if n:
-        sa, sb = np.sign(ma[both]), np.sign(mb[both])
-        same = _proportion_ci((sa == sb).astype(float), units.cluster[both], n_resamples=n_resamples,
-                              level=level, seed=seed)
-        cis["pairwise_agreement"] = [same.low, same.high]
-        if math.isfinite(out["cohen_kappa"]):
-            kappa = bootstrap_ci(weighted_kappa_stat(sa.tolist(), sb.tolist()), np.arange(n),
-                                 clusters=units.cluster[both].tolist(), n_resamples=n_resamples,
-                                 level=level, seed=seed)
-            cis["cohen_kappa"] = [kappa.low, kappa.high]
-        cis["spearman"] = list(spearman_ci(out["spearman"], n, level))
-    out["ci"] = cis
-    return out
+            "mcnemar_midp": mc.p_midp, "agreement": ag}

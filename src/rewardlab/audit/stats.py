@@ -30,7 +30,7 @@ Benjamini & Hochberg (1995).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -42,10 +42,12 @@ __all__ = [
     "CI",
     "McNemar",
     "Stat",
+    "WStat",
     "agreement",
     "benjamini_hochberg",
     "bootstrap_ci",
     "bootstrap_distribution",
+    "bootstrap_many",
     "cohen_kappa",
     "mcnemar",
     "mde_mean_diff",
@@ -122,9 +124,10 @@ def wilson_ci(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
 # -- bootstrap ------------------------------------------------------------------------------------
 
 def weighted_mean(data: Any, w: np.ndarray) -> np.ndarray:
-    """The mean of `data` (items on axis 0) under resample weights `w` (B, n): B values."""
-    x = np.asarray(data, dtype=float)
-    return (w @ x) / w.sum(axis=1)
+    """The mean of `data` (items on axis 0) under resample weights `w` (B, n): B values (the products
+    in the weights' precision; the weights' sums, whole counts, are exact in it)."""
+    x = np.asarray(data, dtype=w.dtype)
+    return (w @ x) / w.sum(axis=1).astype(float)
 
 
 def _stat(stat: Stat | str) -> Stat:
@@ -180,7 +183,9 @@ def _units(n: int, clusters: Sequence[Any] | None, strata: Sequence[Any] | None)
 
 def resample_weights(units: _Units, size: int, rng: np.random.Generator) -> np.ndarray:
     """(size, n) item weights: how many times each item is drawn, units drawn with replacement
-    within each stratum (each stratum keeps its number of units)."""
+    within each stratum (each stratum keeps its number of units). float32 (counts are exact in it,
+    and it halves the memory a matrix product reads): a statistic should multiply them with data of
+    the same dtype (`weighted_mean` does)."""
     rows = np.arange(size)[:, None]
 
     def draw(m: int) -> np.ndarray:
@@ -188,14 +193,53 @@ def resample_weights(units: _Units, size: int, rng: np.random.Generator) -> np.n
         return np.bincount(draws.ravel(), minlength=size * m).reshape(size, m)
 
     if len(units.strata) == 1:  # no strata: the units are 0..count-1 in order
-        counts = draw(units.count).astype(float)
+        counts = draw(units.count).astype(np.float32)
     else:
-        counts = np.zeros((size, units.count))
+        counts = np.zeros((size, units.count), dtype=np.float32)
         for members in units.strata:
             counts[:, members] = draw(len(members))
     if units.identity:
         return counts
     return counts[:, units.of_item]
+
+
+WStat = Callable[[np.ndarray], np.ndarray]
+"""A statistic of resample weights alone (its data bound in): (B, n) weights -> B values."""
+
+
+def _blocks(units: _Units, n_resamples: int, seed: int) -> Iterator[np.ndarray]:
+    """The resample weights, block by block (the same `seed` gives the same blocks)."""
+    n = len(units.of_item)
+    rng = np.random.default_rng(seed)
+    block = max(1, _CHUNK_CELLS // max(n, units.count))
+    for start in range(0, n_resamples, block):
+        yield resample_weights(units, min(block, n_resamples - start), rng)
+
+
+def _jackknife_blocks(units: _Units, seed: int) -> Iterator[np.ndarray]:
+    """Leave-one-unit-out weights (leave-one-group-out above `_MAX_JACKKNIFE` units, the units split
+    at random into that many groups), block by block."""
+    n = len(units.of_item)
+    group = np.arange(units.count)
+    if units.count > _MAX_JACKKNIFE:
+        group = np.random.default_rng(seed + 1).permutation(units.count) % _MAX_JACKKNIFE
+    n_groups = int(group.max()) + 1
+    of_item = group[units.of_item]
+    block = max(1, _CHUNK_CELLS // n)
+    for start in range(0, n_groups, block):
+        gs = np.arange(start, min(start + block, n_groups))
+        yield (of_item[None, :] != gs[:, None]).astype(np.float32)
+
+
+def _distributions(stats: Mapping[str, WStat], units: _Units, n_resamples: int,
+                   seed: int) -> tuple[dict[str, float], dict[str, np.ndarray]]:
+    ones = np.ones((1, len(units.of_item)))
+    estimates = {k: float(np.asarray(f(ones), dtype=float)[0]) for k, f in stats.items()}
+    parts: dict[str, list[np.ndarray]] = {k: [] for k in stats}
+    for w in _blocks(units, n_resamples, seed):
+        for k, f in stats.items():
+            parts[k].append(np.asarray(f(w), dtype=float))
+    return estimates, {k: np.concatenate(v) if v else np.empty(0) for k, v in parts.items()}
 
 
 def bootstrap_distribution(stat: Stat | str, data: Any, *, clusters: Sequence[Any] | None = None,
@@ -206,38 +250,13 @@ def bootstrap_distribution(stat: Stat | str, data: Any, *, clusters: Sequence[An
     n = _n_items(data)
     if n == 0:
         raise ValueError("no items to resample")
-    units = _units(n, clusters, strata)
-    estimate = float(np.asarray(fn(data, np.ones((1, n))))[0])
-    rng = np.random.default_rng(seed)
-    block = max(1, _CHUNK_CELLS // max(n, units.count))
-    values = []
-    for start in range(0, n_resamples, block):
-        size = min(block, n_resamples - start)
-        values.append(np.asarray(fn(data, resample_weights(units, size, rng)), dtype=float))
-    return estimate, np.concatenate(values) if values else np.empty(0)
+    est, values = _distributions({"s": lambda w: fn(data, w)}, _units(n, clusters, strata), n_resamples, seed)
+    return est["s"], values["s"]
 
 
-def _jackknife(fn: Stat, data: Any, units: _Units, seed: int) -> np.ndarray:
-    """Leave-one-unit-out values of the statistic (leave-one-group-out above `_MAX_JACKKNIFE`
-    units, the units split at random into that many groups)."""
-    n = len(units.of_item)
-    group = np.arange(units.count)
-    if units.count > _MAX_JACKKNIFE:
-        group = np.random.default_rng(seed + 1).permutation(units.count) % _MAX_JACKKNIFE
-    n_groups = int(group.max()) + 1
-    of_item = group[units.of_item]
-    block = max(1, _CHUNK_CELLS // n)
-    out = []
-    for start in range(0, n_groups, block):
-        gs = np.arange(start, min(start + block, n_groups))
-        w = (of_item[None, :] != gs[:, None]).astype(float)
-        out.append(np.asarray(fn(data, w), dtype=float))
-    return np.concatenate(out)
-
-
-def _bca(fn: Stat, data: Any, units: _Units, estimate: float, values: np.ndarray, level: float,
-         seed: int) -> tuple[float, float] | str:
-    """BCa bounds, or the reason BCa degenerates here."""
+def _bca(estimate: float, values: np.ndarray, jack: Callable[[], np.ndarray],
+         level: float) -> tuple[float, float] | str:
+    """BCa bounds, or the reason BCa degenerates here. `jack` gives the jackknife values."""
     if np.ptp(values) == 0:
         return "every resample gave the same value"
     # share of resamples below the estimate, ties counted half (as scipy.stats.bootstrap does)
@@ -245,9 +264,11 @@ def _bca(fn: Stat, data: Any, units: _Units, estimate: float, values: np.ndarray
     if below in (0.0, 1.0):
         return "the estimate lies outside the resampled values (infinite bias correction)"
     z0 = ndtri(below)
-    jack = _jackknife(fn, data, units, seed)
-    jack = jack[np.isfinite(jack)]
-    d = jack.mean() - jack
+    j = jack()
+    j = j[np.isfinite(j)]
+    if len(j) < 2:
+        return "too few jackknife values"
+    d = j.mean() - j
     denom = 6.0 * float(np.sum(d**2)) ** 1.5
     if denom == 0 or not np.isfinite(denom):
         return "the jackknife values have no spread (no acceleration)"
@@ -262,15 +283,15 @@ def _bca(fn: Stat, data: Any, units: _Units, estimate: float, values: np.ndarray
     return bounds[0], bounds[1]
 
 
-def _interval(fn: Stat, data: Any, units: _Units, estimate: float, values: np.ndarray, level: float,
-              method: Method, seed: int) -> tuple[float, float, str, str]:
+def _interval(estimate: float, values: np.ndarray, jack: Callable[[], np.ndarray], level: float,
+              method: Method) -> tuple[float, float, str, str]:
     values = values[np.isfinite(values)]
     if len(values) == 0:
         raise ValueError("the statistic is not finite on any resample")
     alpha = (1 - level) / 2
     note = ""
     if method == "bca":
-        got = _bca(fn, data, units, estimate, values, level, seed)
+        got = _bca(estimate, values, jack, level)
         if not isinstance(got, str):
             return got[0], got[1], "bca", ""
         note = f"BCa degenerate ({got}): percentile interval"
@@ -281,6 +302,51 @@ def _interval(fn: Stat, data: Any, units: _Units, estimate: float, values: np.nd
     if method != "percentile":
         raise ValueError(f"unknown method {method!r} (bca, percentile or basic)")
     return lo, hi, "percentile", note
+
+
+def _p_value(values: np.ndarray) -> float:
+    """Two-sided bootstrap p-value of "no difference": 2·min(P*(Δ ≤ 0), P*(Δ ≥ 0)), capped at 1, each
+    share counted as (1 + count)/(B + 1) so that B resamples never give p = 0."""
+    finite = values[np.isfinite(values)]
+    b = len(finite)
+    return min(1.0, 2 * min((1 + int(np.sum(finite <= 0))) / (b + 1), (1 + int(np.sum(finite >= 0))) / (b + 1)))
+
+
+def bootstrap_many(stats: Mapping[str, WStat], n_items: int, *, clusters: Sequence[Any] | None = None,
+                   strata: Sequence[Any] | None = None, n_resamples: int = 10_000, level: float = 0.95,
+                   method: Method = "bca", seed: int = 0, differences: Collection[str] = ()) -> dict[str, CI]:
+    """Bootstrap CIs of several statistics of the same `n_items` items from one set of resamples (and
+    one jackknife): each resample's weights are drawn once and every statistic is evaluated on them.
+    Each statistic is a `WStat` (weights -> values, its data bound in). The statistics named in
+    `differences` are differences against 0 and get a `p_value`. Resampling and methods as in
+    `bootstrap_ci`; each interval equals what `bootstrap_ci` gives for that statistic alone with
+    the same seed.
+    """
+    if n_items <= 0:
+        raise ValueError("no items to resample")
+    if not stats:
+        return {}
+    units = _units(n_items, clusters, strata)
+    estimates, values = _distributions(stats, units, n_resamples, seed)
+    jack_cache: dict[str, np.ndarray] = {}
+
+    def jack_of(name: str) -> Callable[[], np.ndarray]:
+        def get() -> np.ndarray:
+            if not jack_cache:  # one jackknife pass for every statistic, on first need
+                parts: dict[str, list[np.ndarray]] = {k: [] for k in stats}
+                for w in _jackknife_blocks(units, seed):
+                    for k, f in stats.items():
+                        parts[k].append(np.asarray(f(w), dtype=float))
+                jack_cache.update({k: np.concatenate(v) for k, v in parts.items()})
+            return jack_cache[name]
+        return get
+
+    out: dict[str, CI] = {}
+    for name in stats:
+        lo, hi, used, note = _interval(estimates[name], values[name], jack_of(name), level, method)
+        p = _p_value(values[name]) if name in differences else None
+        out[name] = CI(estimates[name], lo, hi, used, level, n_resamples, p, note)
+    return out
 
 
 def bootstrap_ci(stat: Stat | str, data: Any, *, clusters: Sequence[Any] | None = None,
@@ -300,11 +366,8 @@ def bootstrap_ci(stat: Stat | str, data: Any, *, clusters: Sequence[Any] | None 
     ('bca', 0.7, True, True)
     """
     fn = _stat(stat)
-    estimate, values = bootstrap_distribution(fn, data, clusters=clusters, strata=strata,
-                                              n_resamples=n_resamples, seed=seed)
-    units = _units(_n_items(data), clusters, strata)
-    lo, hi, used, note = _interval(fn, data, units, estimate, values, level, method, seed)
-    return CI(estimate, lo, hi, used, level, n_resamples, None, note)
+    return bootstrap_many({"s": lambda w: fn(data, w)}, _n_items(data), clusters=clusters, strata=strata,
+                          n_resamples=n_resamples, level=level, method=method, seed=seed)["s"]
 
 
 def paired_bootstrap_diff(a: Any, b: Any, *, stat: Stat | str = "mean", clusters: Sequence[Any] | None = None,
@@ -327,19 +390,11 @@ def paired_bootstrap_diff(a: Any, b: Any, *, stat: Stat | str = "mean", clusters
     if _n_items(a) != _n_items(b):
         raise ValueError(f"{_n_items(a)} items for A but {_n_items(b)} for B: a paired comparison needs the same items")
 
-    def diff(data: Any, w: np.ndarray) -> np.ndarray:
-        return np.asarray(fn(data[0], w), dtype=float) - np.asarray(fn_b(data[1], w), dtype=float)
+    def diff(w: np.ndarray) -> np.ndarray:
+        return np.asarray(fn(a, w), dtype=float) - np.asarray(fn_b(b, w), dtype=float)
 
-    data = (a, b)
-    estimate, values = bootstrap_distribution(diff, data, clusters=clusters, strata=strata,
-                                              n_resamples=n_resamples, seed=seed)
-    units = _units(_n_items(a), clusters, strata)
-    lo, hi, used, note = _interval(diff, data, units, estimate, values, level, method, seed)
-    finite = values[np.isfinite(values)]
-    # (1 + count) / (B + 1): a p-value from B resamples is never reported as 0
-    b = len(finite)
-    p = min(1.0, 2 * min((1 + int(np.sum(finite <= 0))) / (b + 1), (1 + int(np.sum(finite >= 0))) / (b + 1)))
-    return CI(estimate, lo, hi, used, level, n_resamples, p, note)
+    return bootstrap_many({"d": diff}, _n_items(a), clusters=clusters, strata=strata, n_resamples=n_resamples,
+                          level=level, method=method, seed=seed, differences={"d"})["d"]
 
 
 # -- paired tests ---------------------------------------------------------------------------------
@@ -461,9 +516,9 @@ def weighted_kappa_stat(a: Sequence[Any], b: Sequence[Any]) -> Stat:
     one_b = np.stack([(ib == c).astype(float) for c in range(len(labels))], axis=1)
 
     def stat(_: Any, w: np.ndarray) -> np.ndarray:
-        total = w.sum(axis=1)
-        po = (w @ agree) / total
-        pe = np.sum((w @ one_a) * (w @ one_b), axis=1) / total**2
+        total = w.sum(axis=1).astype(float)
+        po = (w @ agree.astype(w.dtype)) / total
+        pe = np.sum((w @ one_a.astype(w.dtype)).astype(float) * (w @ one_b.astype(w.dtype)), axis=1) / total**2
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.where(pe < 1, (po - pe) / (1 - pe), np.nan)
 
