@@ -5,6 +5,7 @@ policy would try do not win."""
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -98,6 +99,25 @@ def test_answer_spam_and_empty_responses_get_one_vote_or_none() -> None:
         assert s.answer == "7", method
         assert s.votes.get("42", 0) <= 1.0
         assert len(s.votes) == 2  # the empty responses cast no vote
+
+
+def test_pasting_the_question_back_casts_no_vote(shared_data: Path) -> None:
+    import json
+
+    # GSM8K questions whose last number is their answer: a response that pastes the question back
+    # would vote for it by the last-number fallback; as math_answer reads it, it gives no answer
+    qs = [json.loads(line) for line in (shared_data / "verifiable" / "gsm8k_test.jsonl").open()]
+    hits = 0
+    for q in qs:
+        gold = q["answer"].rsplit("####", 1)[1].strip().replace(",", "")
+        numbers = re.findall(r"\d+(?:\.\d+)?", q["question"].replace(",", ""))
+        if not numbers or numbers[-1] != gold:
+            continue
+        hits += 1
+        g = group_of([q["question"], q["question"], f"#### {float(gold) + 1:g}"], prompt=q["question"])
+        s = select(g, "majority")
+        assert len(s.votes) == 1 and s.chosen is g.candidates[2], q["question"]
+    assert hits >= 20
 
 
 def test_non_ok_scores_never_win_or_vote() -> None:

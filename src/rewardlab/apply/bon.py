@@ -77,9 +77,11 @@ def _best(cands: Sequence[Candidate], higher: bool) -> Candidate:
 
 
 def answer_of(c: Candidate, order: Sequence[str] = DEFAULT_ORDER) -> str | None:
-    """The candidate's final answer by rewardlab's math extraction (None when there is none)."""
-    found = extract(c.sample.response_text, order, strip_think=True,
-                    opened=prompt_opens_think(c.sample.prompt_text))
+    """The candidate's final answer, extracted as `math_answer` extracts it (None when there is
+    none): in the final text, and the unmarked fallbacks skip numbers copied from the prompt."""
+    prompt = c.sample.prompt_text
+    found = extract(c.sample.response_text, order, strip_think=True, opened=prompt_opens_think(prompt),
+                    prompt=prompt)
     return None if found is None else found.answer
 
 
