@@ -45,9 +45,9 @@ RAY_TIMEOUT = 240  # seconds, per Ray test (a deadlocked pool never finishes)
 @reward(kind="inline", register=False, range=(0, 1))
 def flaky_inline(response_text: str) -> float:
     """1 for a response that mentions a number; raises (in the actor's own process) when the
-    response says "explode"."""
-    if "explode" in response_text:
-        raise RuntimeError("the reward exploded")
+    response says "implode"."""
+    if "implode" in response_text:
+        raise RuntimeError("the reward imploded")
     return float(any(ch.isdigit() for ch in response_text))
 
 
@@ -239,33 +239,25 @@ def test_score_dataset_equals_rewardlab_score(ray_cluster: set[int], rows200: li
 
 @pytest.mark.timeout(RAY_TIMEOUT)
 def test_a_raising_reward_costs_only_its_rows(ray_cluster: set[int], shared_data: Path) -> None:
-    """The reward raises in the Runtime's worker process; the composite test has one that raises
-    in the actor's own process."""
+    """One part raises in the Runtime's worker process (on "explode"), another in the actor's own
+    process (on "implode"): those rows are errors saying why, every other row is scored."""
+    spec = {"reward": {"sum": [{"reward": FLAKY_CPU, "label": "cpu"}, {"reward": FLAKY_INLINE, "label": "inline"},
+                               {"reward": "math_answer", "label": "correct"}]},
+            "on_error": "propagate"}
     rows = gsm8k_rows(shared_data, 120, explode_every=7)
-    ds = ray.data.from_items(rows, override_num_blocks=3)
-    got = by_id(score_dataset(ds, FLAKY_CPU, batch_size=16).take_all())
+    for k in range(3, 120, 11):
+        rows[k]["response"] += " implode"
+    got = by_id(score_dataset(ray.data.from_items(rows, override_num_blocks=3), spec, batch_size=16).take_all())
     assert len(got) == 120
     for k, r in enumerate(rows):
         out = got[r["id"]]
-        if k % 7 == 0:
-            assert out["reward_status"] == "error" and out["reward"] is None
-            assert "exploded" in out["reward_reason"]
+        if k % 7 == 0 or k % 11 == 3:
+            assert out["reward_status"] == "error" and out["reward"] is None, out
+            why = "the cpu reward exploded" if k % 7 == 0 else "the reward imploded"
+            assert why in out["reward_reason"], out["reward_reason"]
         else:
             assert out["reward_status"] == "ok", out
-            assert out["reward"] == float(any(ch.isdigit() for ch in r["response"]))
-
-
-@pytest.mark.timeout(RAY_TIMEOUT)
-def test_a_raising_part_of_a_composite_fails_only_its_rows(ray_cluster: set[int], shared_data: Path) -> None:
-    spec = {"reward": {"sum": [{"reward": FLAKY_INLINE, "label": "alive"},
-                               {"reward": "math_answer", "label": "correct"}]},
-            "on_error": "propagate"}
-    rows = gsm8k_rows(shared_data, 60, explode_every=5)
-    got = by_id(score_dataset(ray.data.from_items(rows), spec, batch_size=20).take_all())
-    errors = {k for k, r in got.items() if r["reward_status"] == "error"}
-    assert errors == {r["id"] for k, r in enumerate(rows) if k % 5 == 0}
-    assert all(got[k]["reward_status"] == "ok" for k in got.keys() - errors)
-    assert all("exploded" in got[k]["reward_reason"] for k in errors)
+            assert out["reward_components"]["cpu"] == float(any(ch.isdigit() for ch in r["response"]))
 
 
 @pytest.mark.timeout(RAY_TIMEOUT)
@@ -312,6 +304,25 @@ def test_cli_ray_writes_what_a_local_run_writes(ray_cluster: set[int], rows200: 
     for key in ("rows_in", "scored", "resumed", "malformed", "statuses", "components", "computed"):
         assert summaries["ray"][key] == summaries["local"][key], key
     assert summaries["local"]["malformed"] == (2 if fmt == "jsonl" else 0)
+
+
+@pytest.mark.timeout(RAY_TIMEOUT)
+def test_cli_ray_cache_serves_a_rerun(ray_cluster: set[int], rows200: list[dict[str, Any]], tmp_path: Path) -> None:
+    """Two actors (half a CPU each) share one node's SQLite cache file: a rerun computes nothing."""
+    inp = write_parquet(rows200[:60], tmp_path / "in.parquet")
+    cache = tmp_path / "scores.db"
+    runner = CliRunner()
+    summaries, outs = [], []
+    for k in range(2):
+        out, summary = tmp_path / f"out{k}.jsonl", tmp_path / f"summary{k}.json"
+        res = runner.invoke(app, ["score", str(inp), "-r", COMPOSITE, "-o", str(out), "--cache", str(cache), "-q",
+                                  "--ray", "--ray-cpus", "0.5", "--ray-actors", "2", "--summary-json", str(summary)])
+        assert res.exit_code == 0, res.output
+        summaries.append(json.loads(summary.read_text()))
+        outs.append(sorted(read_out(out), key=lambda r: r["_row"]))
+    assert summaries[0]["computed"] > 0 and summaries[0]["cache_hits"] == 0
+    assert summaries[1]["computed"] == 0 and summaries[1]["cache_hits"] > 0
+    assert outs[0] == outs[1]
 
 
 class _Cut(Exception):
