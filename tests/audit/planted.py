@@ -61,10 +61,11 @@ def math_samples(n: int, seed: int) -> list[Sample]:
 
 
 @rewardlab.reward(range=(-1e6, 1e6), register=False)
-def planted_length(response_text: str, *, rho: float = 0.3, seed: int = 0) -> float:
-    """Correlates with length at rho: rho·z(words) + sqrt(1 − rho²)·noise (higher is longer)."""
+def planted_length(prompt_text: str, response_text: str, *, rho: float = 0.3, seed: int = 0) -> float:
+    """Correlates with length at rho: rho·z(words) + sqrt(1 − rho²)·noise (higher is longer); the
+    noise is drawn per item and response (identical texts of different items get their own)."""
     z = (words_of(response_text) - WORDS_MEAN) / WORDS_SD
-    return rho * z + math.sqrt(1 - rho * rho) * normal(seed, "length", response_text)
+    return rho * z + math.sqrt(1 - rho * rho) * normal(seed, "length", prompt_text, response_text)
 
 
 @rewardlab.reward(range=(0, 1), register=False)
