@@ -178,6 +178,22 @@ def test_paired_difference_is_narrower_than_unpaired() -> None:
     assert paired.high - paired.low < 0.5 * (ca.high - ca.low)
 
 
+def test_bootstrap_many_equals_one_at_a_time() -> None:
+    """Several statistics from one set of resamples: each interval is what bootstrap_ci gives alone with
+    the same seed, and the differences carry a p-value."""
+    rng = np.random.default_rng(4)
+    a = (rng.random(400) < 0.7).astype(float)
+    b = (rng.random(400) < 0.6).astype(float)
+    clusters = np.repeat(np.arange(200), 2)
+    many = stats.bootstrap_many({"a": lambda w: weighted_mean(a, w), "b": lambda w: weighted_mean(b, w),
+                                 "d": lambda w: weighted_mean(a, w) - weighted_mean(b, w)}, 400,
+                                clusters=clusters, n_resamples=3000, seed=9, differences={"d"})
+    assert many["a"] == bootstrap_ci("mean", a, clusters=clusters, n_resamples=3000, seed=9)
+    assert many["b"] == bootstrap_ci("mean", b, clusters=clusters, n_resamples=3000, seed=9)
+    alone = paired_bootstrap_diff(a, b, clusters=clusters, n_resamples=3000, seed=9)
+    assert many["d"] == alone and many["d"].p_value is not None and many["a"].p_value is None
+
+
 def test_ci_to_dict_is_json_ready() -> None:
     ci = CI(0.5, math.nan, 0.7, "percentile", note="x")
     assert ci.to_dict()["ci"] == [None, 0.7] and ci.as_list()[1] == 0.7

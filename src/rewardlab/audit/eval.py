@@ -25,6 +25,7 @@ batch per reward through the Runtime) and returns an `Evaluation`; `Evaluation.t
           "subsets": {SUBSET: {"accuracy", "ci", "ci_method", "n", "ties", "unscored"}}
         }
       },
+      "data": {"path", "rows", "unreadable", "layouts", "flagged"}   (written by ``rewardlab eval``),
       "comparisons": [
         {"a": NAME, "b": NAME, "diff": accuracy(a) − accuracy(b), "diff_ci": [low, high],
          "diff_method": ..., "diff_p": paired-bootstrap two-sided p,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -223,7 +224,7 @@ def eval_cmd(
     if doc["unknown_subsets"]:
         err.print(f"[yellow]warning:[/yellow] subsets outside RewardBench's sections (reported, not in the "
                   f"score): {escape(', '.join(doc['unknown_subsets']))}")
-    _print_tables(Console(soft_wrap=True), doc)
+    _print_tables(Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160), doc)
     if json_out is not None:
         try:
             json_out.write_text(json.dumps(doc, indent=2, allow_nan=False))
