@@ -221,6 +221,19 @@ def test_row_score_round_trips() -> None:
     assert decode_row(row)["reward_components"] == sc.components
 
 
+def test_cli_ray_refuses_what_it_cannot_do_before_starting_ray(tmp_path: Path) -> None:
+    inp = tmp_path / "in.jsonl"
+    inp.write_text(json.dumps({"response": "4", "answer": "4"}) + "\n")
+    runner = CliRunner()
+    base = ["score", str(inp), "-r", "math_answer", "-o", str(tmp_path / "out.jsonl"), "-q"]
+    res = runner.invoke(app, [*base, "--ray-address", "in.jsonl"])
+    assert res.exit_code == 2 and "is not a Ray address" in res.output
+    res = runner.invoke(app, [*base, "--ray", "--split", "train"])
+    assert res.exit_code == 2 and "--split" in res.output
+    assert not (tmp_path / "out.jsonl").exists()
+    assert not ray.is_initialized()
+
+
 # -- on Ray --------------------------------------------------------------------------------------------------
 @pytest.mark.timeout(RAY_TIMEOUT)
 @pytest.mark.parametrize("spec", ["math_answer", COMPOSITE], ids=["math_answer", "composite"])

@@ -91,14 +91,14 @@ def score_cmd(
         "--overwrite", help="start the output over instead of resuming it")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False,
     ray: Annotated[bool, typer.Option(
-        "--ray", help="score with Ray Data actors (the rewardlab[ray] extra) on a local Ray, or on the cluster "
-                      "of --ray-address")] = False,
+        "--ray", help="score with Ray Data actors (pip install 'rewardlab\\[ray]') on a local Ray, or on the "
+                      "cluster of --ray-address")] = False,
     ray_address: Annotated[str | None, typer.Option(
         help="--ray on a running cluster: `auto` or `ray://HOST:PORT` (implies --ray)")] = None,
     ray_actors: Annotated[int | None, typer.Option(
-        help="--ray: scoring actors [default: the cluster's CPUs minus one]")] = None,
+        help="--ray: scoring actors (default: the cluster's CPUs minus one)")] = None,
     ray_cpus: Annotated[float | None, typer.Option(
-        help="--ray: CPUs each actor reserves; its pool has as many workers unless --workers [default: 1]")] = None,
+        help="--ray: CPUs each actor reserves (default: 1); its pool has as many workers unless --workers")] = None,
 ) -> None:
     """Score a rollout file with a reward or spec. Resumable, cached, fail-closed.
 
