@@ -125,7 +125,8 @@ def main(argv: list[str] | None = None) -> int:
         for r in res:
             ci = f"[{r.low:.3f}, {r.high:.3f}]" if r.low is not None else "-"
             q = "-" if r.q is None else f"{r.q:.3g}"
-            print(f"  {r.name:<72} {r.estimate:6.3f} {ci:<16} q={q:<8} MDE={r.mde:.3f} n={r.n:<4} {r.verdict.value}")
+            mde = "-" if r.mde is None else f"{r.mde:.3f}"
+            print(f"  {r.name:<72} {r.estimate:6.3f} {ci:<16} q={q:<8} MDE={mde:<6} n={r.n:<4} {r.verdict.value}")
     plot(results, args.out / "master_keys.png")
     doc = {"questions": len(samples), "seconds": seconds, "judge_template": TEMPLATE.name, "criterion": CRITERION,
            "rewardlab": rewardlab.__version__, "results": {k: [r.row() for r in v] for k, v in results.items()}}

@@ -73,6 +73,7 @@ class ProbeResult:
     items in `clusters` independent clusters; `min_effect`: the smallest effect that matters,
     against which `mde` is judged; `baseline`: a reference figure, not a test of the reward;
     `details`: counts and per-item evidence a report may show; `note`: why something is missing.
+    A baseline has no null, p or MDE.
     """
 
     probe: str
@@ -252,6 +253,10 @@ def rate_result(probe: str, name: str, hits: Sequence[bool], *, clusters: Sequen
     p0 = min(1.0, size * tolerance)
     p = (0.0 if cluster_hits else 1.0) if p0 <= 0 else float(binom.sf(cluster_hits - 1, m, p0))
     base["details"].update(hits=k, cluster_hits=cluster_hits)
+    if baseline:  # a reference figure: no test, no null
+        base["null"] = "-"
+        return ProbeResult(estimate=estimate, low=low, high=high, p=None, mde=None, n=n, clusters=m, ci_method=method,
+                           **base)  # type: ignore[arg-type]
     return ProbeResult(estimate=estimate, low=low, high=high, p=p, mde=mde_rate(m, p0, alpha=alpha, power=power),
                        n=n, clusters=m, ci_method=method, **base)  # type: ignore[arg-type]
 
@@ -289,6 +294,9 @@ def stat_result(probe: str, name: str, stat: Callable[[Any, np.ndarray], np.ndar
         p = 1.0 if estimate == null or (alternative == "greater" and estimate < null) \
             or (alternative == "less" and estimate > null) else 0.0
         mde = None
+    if baseline:  # a reference figure: no test, no null
+        base["null"] = "-"
+        p, mde = None, None
     return ProbeResult(estimate=estimate, low=ci.low, high=ci.high, p=p, mde=mde, n=n, clusters=m,
                        ci_method=ci.method, note=ci.note, **base)  # type: ignore[arg-type]
 
