@@ -104,6 +104,20 @@ def test_failed_scores_count_as_wrong_with_reasons() -> None:
     assert r.reasons and "cannot score x" in r.reasons[0]
 
 
+@reward(register=False, range=(-math.inf, math.inf))
+def nan_for_win(sample: Sample) -> float:
+    """NaN for "win" (a reward that breaks on the chosen side), else 0."""
+    return math.nan if sample.response_text == "win" else 0.0
+
+
+def test_a_non_finite_score_never_wins_a_pair() -> None:
+    """A NaN is an error score, not a value that compares false both ways: the pair is unscored and wrong."""
+    items = [PreferencePair(prompt=f"q{i}", chosen="win", rejected="lose") for i in range(5)]
+    r = evaluate(items, {"n": nan_for_win}, n_resamples=300).rewards["n"]
+    assert r.score.estimate == 0.0 and r.unscored == 5 and r.ties == 0
+    assert "non-finite" in r.reasons[0]
+
+
 def test_pairs_of_one_prompt_are_resampled_together() -> None:
     """A set (one chosen, three rejected) gives three pairs of one prompt, right or wrong together here:
     the interval is a bootstrap over the 60 prompts (as wide as Wilson's over 60), not Wilson over 180
