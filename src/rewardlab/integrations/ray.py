@@ -48,7 +48,10 @@ import atexit
 import json
 import math
 import os
+import pickle
+import sys
 import time
+import types
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -65,7 +68,9 @@ from rewardlab.io.files import InputError, Row, _parse_line, parse_json_line
 from rewardlab.io.jsonsafe import dump_json_line
 from rewardlab.io.output import DoneSet, ResumableWriter
 from rewardlab.io.rows import to_sample
+from rewardlab.runtime import mainmodule
 from rewardlab.runtime.engine import Runtime
+from rewardlab.runtime.mainmodule import MainRef, load_in_worker
 
 if TYPE_CHECKING:
     import ray.data
@@ -138,9 +143,19 @@ class Scorer:
     options, the spec built once, and `__call__` scoring a ``pyarrow`` batch into the output
     columns (see the module doc). Never raises from `__call__`."""
 
-    def __init__(self, spec: SpecLike, *, mapping: Mapping[str, str] | None = None, cache: str | None = None,
-                 workers: int | None = None, timeout: float | None = None, lines: bool = False) -> None:
-        self.spec: Spec = build(spec)
+    def __init__(self, spec: SpecLike | bytes, *, mapping: Mapping[str, str] | None = None,
+                 cache: str | None = None, workers: int | None = None, timeout: float | None = None,
+                 lines: bool = False, main: MainRef | None = None) -> None:
+        # `spec` as bytes: a built spec pickled by the driver; `main`: the driver's main script,
+        # imported first when the spec holds a reward defined there (as the pool's workers do)
+        self.broken: str | None = None
+        self.spec: Spec | None = None
+        if main is not None:
+            self.broken = load_in_worker(main, "a reward of the spec")
+            if self.broken is None:
+                _as_main()
+        if self.broken is None:
+            self.spec = build(pickle.loads(spec) if isinstance(spec, bytes) else spec)
         self.mapping = dict(mapping or {})
         self.lines = lines
         self.runtime = Runtime(workers=workers, cache=cache, timeout=timeout)
@@ -159,6 +174,8 @@ class Scorer:
         t0 = time.perf_counter()
         table = batch if isinstance(batch, pa.Table) else pa.Table.from_pandas(batch, preserve_index=False)
         try:
+            if self.broken is not None:
+                return self._failed(table, self.broken)
             return self._score(table, t0)
         except Exception as exc:  # noqa: BLE001 - never fail the dataset: every row of the batch fails, saying why
             return self._failed(table, f"scoring the batch failed: {type(exc).__name__}: {exc}")
@@ -192,7 +209,7 @@ class Scorer:
                 except ValueError as exc:
                     error = str(exc)
             errors[k] = error
-        result = self.runtime.score(self.spec, samples) if samples else None
+        result = self.runtime.score(self.spec, samples) if samples and self.spec is not None else None
         scores: list[Score] = [Score.error(f"malformed row: {e}") for e in errors]
         if result is not None:
             for k, sc in zip(where, result.scores, strict=True):
@@ -261,22 +278,39 @@ def _cluster_cpus() -> float:
     return float(ray.cluster_resources().get("CPU", 1.0))
 
 
-def _spec_arg(spec: SpecLike) -> SpecLike:
-    """What travels to the actors: names, paths, YAML text and dicts as they are (each actor
-    builds them), else the built spec, which must pickle."""
-    if isinstance(spec, Path):
-        return str(spec.resolve())
-    if isinstance(spec, str | Mapping):
-        return spec
-    import cloudpickle
+def _as_main() -> None:
+    """The driver's main script, imported in this actor as ``__mp_main__`` (its guarded block not
+    run), stands for ``__main__``: its functions and classes say so, so that they go to this
+    actor's pool workers as the driver's go to its own (by reference to ``__main__``)."""
+    main = sys.modules.get("__main__")
+    for obj in list(vars(main).values()) if main is not None else []:
+        if isinstance(obj, type | types.FunctionType) and obj.__module__ == "__mp_main__":
+            obj.__module__ = "__main__"
+        fn = getattr(obj, "fn", None)  # a RewardDef holds its function
+        if isinstance(fn, types.FunctionType) and fn.__module__ == "__mp_main__":
+            fn.__module__ = "__main__"
 
-    built = build(spec)
+
+def _spec_arg(spec: SpecLike) -> tuple[SpecLike | bytes, MainRef | None]:
+    """What travels to the actors: names, paths, YAML text and dicts as they are (each actor
+    builds them); else the built spec pickled (rewards go by reference to their module), with
+    the main script's reference when a reward is defined there (each actor imports it, as the
+    pool's workers do)."""
+    if isinstance(spec, Path):
+        return str(spec.resolve()), None
+    if isinstance(spec, str | Mapping):
+        return spec, None
     try:
-        cloudpickle.dumps(built)
+        blob, uses_main = mainmodule.dumps(build(spec))
     except Exception as exc:  # noqa: BLE001 - say which spec cannot travel, and what to pass instead
         raise ValueError(f"the spec cannot be sent to Ray actors ({type(exc).__name__}: {exc}); "
                          "pass a reward name, a spec file, YAML text or a dict") from None
-    return built
+    if not uses_main:
+        return blob, None
+    ref = mainmodule.reference()
+    if ref is None:
+        raise ValueError(mainmodule.not_importable_message("a reward of the spec"))
+    return blob, ref
 
 
 def _map(ds: ray.data.Dataset, spec: SpecLike, *, mapping: Mapping[str, str] | None, batch_size: int,
@@ -288,7 +322,8 @@ def _map(ds: ray.data.Dataset, spec: SpecLike, *, mapping: Mapping[str, str] | N
     cpus, size, pool = default_pool(num_cpus, concurrency, workers)
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, not {batch_size!r}")
-    kwargs = {"spec": _spec_arg(spec), "mapping": dict(mapping or {}),
+    arg, main = _spec_arg(spec)
+    kwargs = {"spec": arg, "main": main, "mapping": dict(mapping or {}),
               "cache": None if cache is None else str(cache), "workers": pool, "timeout": timeout, "lines": lines}
     return ds.map_batches(Scorer, fn_constructor_kwargs=kwargs, batch_size=batch_size, batch_format="pyarrow",
                           compute=ray.data.ActorPoolStrategy(size=size), num_cpus=cpus)
