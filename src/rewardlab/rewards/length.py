@@ -302,9 +302,11 @@ def _length_range(p: dict[str, Any]) -> tuple[float, float]:
 @with_length_settings
 def response_length(response_text: str, metadata: dict[str, Any], *, prefer: str = "longer",
                     **settings: Any) -> Score:
-    """The response's length (``prefer="longer"``) or its negation (``"shorter"``): the
+    """Length in [0, inf) (longer wins), or its negation (shorter wins); higher is better.
+
+    ``prefer="longer"`` scores the response's length, ``"shorter"`` its negation: the
     content-blind longest-wins / shortest-wins baseline that any reward's preference accuracy
-    should be compared with. Higher is better under the chosen preference.
+    should be compared with.
 
     An audit baseline, not a training reward: a policy maximises it by padding (or, with
     ``"shorter"``, by answering nothing). The length is counted as the module docstring says
