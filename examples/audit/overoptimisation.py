@@ -84,7 +84,9 @@ def candidate_rows(held: list[PreferencePair], setup: Setup) -> list[dict[str, A
 
 
 def spec_file(path: Path, model_dir: Path) -> Path:
-    path.write_text(f"reward:\n  reward: embedding_rm\n  params: {{path: {json.dumps(str(model_dir))}}}\n")
+    """A spec scoring with the saved model in one batch per call (each distinct text embedded once)."""
+    path.write_text(f"reward:\n  reward: embedding_rm\n  params: {{path: {json.dumps(str(model_dir))}}}\n"
+                    "  batch_size: 100000\n")
     return path
 
 
@@ -101,7 +103,7 @@ def run(data: Path, out: Path, setup: Setup, log: Any = print) -> tuple[Overopt,
         rm = train_embedding_rm([pairs[i] for i in idx], TrainConfig(**{**cfg.__dict__, "seed": seed or cfg.seed}),
                                 embedder=embedder)
         assert rm.report is not None
-        log(f"trained {name} on {len(idx)} pairs: held-out accuracy {rm.report.val_accuracy:.3f}")
+        log(f"trained {name} on {len(idx)} pairs (validation accuracy on its own split: {rm.report.val_accuracy:.3f})")
         return rm.save(out / name)
 
     gold_dir = train(gold_i, "gold")
