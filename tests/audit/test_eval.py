@@ -135,6 +135,15 @@ def test_pairs_of_one_prompt_are_resampled_together() -> None:
     assert width == pytest.approx(prompts_hi - prompts_lo, rel=0.2)
 
 
+def test_a_perfect_reward_on_sets_gets_an_interval_not_a_point() -> None:
+    """100% over pairs that share prompts: every resample is 100%, so the bootstrap collapses; the interval
+    is Wilson over the prompts instead, and says so."""
+    rows = [{"prompt": f"q{i}", "chosen": ["3"], "rejected": ["1", "2"]} for i in range(40)]
+    r = evaluate([read_preferences_row(x) for x in rows], {"n": number}, n_resamples=500).rewards["n"]
+    assert r.score.estimate == 1.0 and r.score.method == "wilson" and "40 prompts" in r.score.note
+    assert (r.score.low, r.score.high) == pytest.approx(wilson_ci(40, 40))
+
+
 def read_preferences_row(row: dict) -> PreferencePair:
     from rewardlab.io.preferences import preference_from_row
 

@@ -47,7 +47,8 @@ How the figures are made:
   over units that share a prompt (several pairs of one prompt), use a bootstrap that resamples
   items: clustered by prompt (all units of one prompt move together; the Ties subset by prompt
   number), stratified by subset for the weighted schemes; BCa, falling back to percentile when it
-  degenerates (``ci_method`` says).
+  degenerates (``ci_method`` says), and for an accuracy whose resamples are all equal (e.g. 100%) to
+  Wilson over the prompts (``ci_note`` says).
 - Comparisons: McNemar on the units each reward got right (the rewardbench2 best-of-n items count
   as right only when won outright; Ties items are left out; with prompts holding several units
   the test treats them as independent), and a paired bootstrap of the difference of the scheme's
@@ -328,8 +329,8 @@ class _Intervals:
                  seed: int) -> None:
         self.clusters, self.strata = clusters, strata
         self.n_resamples, self.level, self.seed = n_resamples, level, seed
-        self.independent = len(np.unique(clusters)) == len(clusters)
         self.stats: dict[str, WStat] = {}
+        self.shares: dict[str, int] = {}  # bootstrapped 0/1 shares: their number of clusters
         self.differences: set[str] = set()
         self.fixed: dict[str, CI] = {}
 
@@ -339,11 +340,15 @@ class _Intervals:
             mask = None
         sel = values if mask is None else values[mask]
         clusters = self.clusters if mask is None else self.clusters[mask]
-        if len(sel) and bool(np.all((sel == 0) | (sel == 1))) and len(np.unique(clusters)) == len(sel):
+        binary = len(sel) > 0 and bool(np.all((sel == 0) | (sel == 1)))
+        if binary and len(np.unique(clusters)) == len(sel):
             k = int(sel.sum())
             lo, hi = wilson_ci(k, len(sel), self.level)
             self.fixed[key] = CI(k / len(sel), lo, hi, "wilson", self.level)
-        elif mask is None:
+            return
+        if binary:
+            self.shares[key] = len(np.unique(clusters))
+        if mask is None:
             self.stats[key] = lambda w: weighted_mean(values, w)
         else:
             m = mask.astype(float)
@@ -359,6 +364,14 @@ class _Intervals:
                               strata=None if self.strata is None else self.strata.tolist(),
                               n_resamples=self.n_resamples, level=self.level, seed=self.seed,
                               differences=self.differences)
+        for key, n_clusters in self.shares.items():
+            ci = many[key]
+            if ci.low == ci.high:  # every resample alike (e.g. 100%): Wilson over the prompts, not a point
+                k = round(ci.estimate * n_clusters)
+                lo, hi = wilson_ci(k, n_clusters, self.level)
+                many[key] = CI(ci.estimate, min(lo, ci.estimate), max(hi, ci.estimate), "wilson", self.level,
+                               note=f"bootstrap degenerate (every resample equal): Wilson over the {n_clusters} "
+                                    "prompts")
         return {**self.fixed, **many}
 
 
