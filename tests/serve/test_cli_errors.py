@@ -1,5 +1,5 @@
 """`rewardlab serve` refuses what it cannot serve with a one-line message and a non-zero exit,
-before it listens: an unknown reward, a group-normalising spec, bad limits, a port in use."""
+before it listens: an unknown reward, bad limits, a port in use."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ pytest.importorskip("fastapi")
 from typer.testing import CliRunner  # noqa: E402
 
 from rewardlab.cli import app  # noqa: E402
-from tests.serve.server import ROOT  # noqa: E402
 
 runner = CliRunner()
 
@@ -26,10 +25,6 @@ def _fails(code: int, *args: str) -> str:
 
 def test_unknown_reward() -> None:
     assert "no_such_reward" in _fails(2, "no_such_reward")
-
-
-def test_group_normalising_spec_is_refused() -> None:
-    assert "groups" in _fails(2, str(ROOT / "examples" / "grpo.yaml"))
 
 
 @pytest.mark.parametrize("option", [["--max-batch", "0"], ["--max-queue", "0"], ["--concurrent-batches", "0"],

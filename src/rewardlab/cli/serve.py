@@ -80,9 +80,6 @@ def serve_cmd(
     except (ImportError, ValueError) as exc:
         raise fail(f"--tokenizer: {exc}") from None
     built = load_reward(spec, param)
-    if any(n.needs_groups for n in built.root.walk()):
-        raise fail("this spec normalises within groups of samples; a server batches whatever requests "
-                   "arrive together, so groups would be split: serve the spec without the group step")
     if max_wait_ms < 0:
         raise fail("--max-wait-ms must be >= 0")
     try:

@@ -5,7 +5,12 @@ next batch leaves as soon as one finishes, with what has queued. When nothing is
 batch leaves at once (a lone request pays no wait); when a batch is already being scored and a
 slot is free, the next one waits until it is full or its oldest sample has waited `max_wait`
 seconds. A request that would take the queue past `max_queue` samples is refused at once
-(`QueueFull`); a request admitted is answered."""
+(`QueueFull`); a request admitted is answered.
+
+A spec that normalises within groups of samples (`group_zscore`, `rank`, `advantage`) is scored
+one request at a time: a request is its own batch, never merged with another's samples (whose
+groups could share a prompt) nor cut at `max_batch` (which would split a group). Its groups are
+formed within the request, so a client sends every rollout of a group in one request."""
 
 from __future__ import annotations
 
@@ -34,6 +39,7 @@ class _Entry:
     sample: Sample
     future: asyncio.Future[Score]
     queued: float
+    request: int = 0
 
 
 class MicroBatcher:
@@ -51,6 +57,9 @@ class MicroBatcher:
         self.runtime, self.spec, self.metrics = runtime, spec, metrics
         self.max_batch, self.max_wait, self.max_queue = max_batch, max_wait, max_queue
         self.concurrent_batches = concurrent_batches
+        # a group-normalising spec: one request per batch (see the module doc)
+        self.per_request = any(n.needs_groups for n in spec.root.walk()) if hasattr(spec, "root") else False
+        self._requests = 0
         self._queue: deque[_Entry] = deque()
         self._wake = asyncio.Event()
         self._slots = asyncio.Semaphore(concurrent_batches)
@@ -90,7 +99,8 @@ class MicroBatcher:
             raise QueueFull(f"the queue holds {len(self._queue)} of {self.max_queue} samples")
         loop = asyncio.get_running_loop()
         now = time.monotonic()
-        entries = [_Entry(s, loop.create_future(), now) for s in samples]
+        self._requests += 1
+        entries = [_Entry(s, loop.create_future(), now, self._requests) for s in samples]
         self._queue.extend(entries)
         self.metrics.queue_depth.set(len(self._queue))
         self._wake.set()
@@ -121,12 +131,19 @@ class MicroBatcher:
                 await self._wake.wait()
             await self._slots.acquire()
             try:
-                await self._fill()
                 batch: list[_Entry] = []
-                while self._queue and len(batch) < self.max_batch:
-                    e = self._queue.popleft()
-                    if not e.future.done():
-                        batch.append(e)
+                if self.per_request:
+                    first = self._queue[0].request
+                    while self._queue and self._queue[0].request == first:
+                        e = self._queue.popleft()
+                        if not e.future.done():
+                            batch.append(e)
+                else:
+                    await self._fill()
+                    while self._queue and len(batch) < self.max_batch:
+                        e = self._queue.popleft()
+                        if not e.future.done():
+                            batch.append(e)
                 self.metrics.queue_depth.set(len(self._queue))
             except BaseException:
                 self._slots.release()
