@@ -66,7 +66,7 @@ def test_20k_rows_equal_rewardlab_score(ray_cluster: None, parquet20k: Path, tmp
     assert mismatched == []
     values = [r["reward"] for r in got.values()]
     assert {r["reward_status"] for r in got.values()} == {"ok"}
-    assert len(set(values)) > 2 and 0.1 < sum(v > 0.5 for v in values) / N < 0.9  # right and wrong, both there
+    assert len(set(values)) > 1 and 0.1 < sum(v > 0.5 for v in values) / N < 0.9  # right and wrong, both there
 
 
 SCRIPT = '''
