@@ -60,13 +60,16 @@ def best(fn: Callable[[], Any], repeats: int) -> tuple[float, Any]:
     return min(times), result
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="small smoke run (16,000 rollouts, one repeat)")
     ap.add_argument("--rollouts", type=int, default=1_000_000)
     ap.add_argument("--group-size", type=int, default=16)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--seed", type=int, default=0)
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.rollouts, args.repeats = 16_000, 1
 
     rng = np.random.default_rng(args.seed)
     n_groups = args.rollouts // args.group_size
