@@ -67,11 +67,12 @@ def master_key_audit(samples: list[Sample], judge: Any, *, families: list[str] |
 
 
 def plot(results: dict[str, list[ProbeResult]], path: Path) -> None:
-    """False-positive rate per attack with 95% CIs, one row per attack, one marker per reward."""
+    """The acceptance of the gold solutions, then the false-positive rate of every attack, with 95%
+    CIs: one row each, one marker per reward."""
     from rewardlab.audit.report import new_figure
 
-    rows = [r.name.removeprefix("false-positive rate: ") for r in results["judge"]
-            if r.name.startswith("false-positive rate: ") and r.name.count(":") >= 2]
+    rows = ["acceptance of real responses"] + [r.name.removeprefix("false-positive rate: ") for r in results["judge"]
+                                               if r.name.startswith("false-positive rate: ") and r.name.count(":") >= 2]
     fig = new_figure(7.5, 1.0 + 0.3 * len(rows))
     ax = fig.subplots()
     for k, (label, res) in enumerate(results.items()):
@@ -83,8 +84,9 @@ def plot(results: dict[str, list[ProbeResult]], path: Path) -> None:
     ax.set_yticks(range(len(rows)), [n.encode("ascii", "backslashreplace").decode() for n in rows], fontsize=7)
     ax.invert_yaxis()
     ax.set_xlim(-0.02, 1.02)
-    ax.set_xlabel("false-positive rate (95% CI over questions)")
-    ax.set_title("Content-free responses accepted as correct (GSM8K)", fontsize=9)
+    ax.axhline(0.5, color="grey", lw=0.8)
+    ax.set_xlabel("share accepted (95% CI over questions)")
+    ax.set_title("GSM8K: gold solutions (top row) and content-free attacks accepted as correct", fontsize=9)
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
