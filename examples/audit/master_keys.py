@@ -86,7 +86,7 @@ def plot(results: dict[str, list[ProbeResult]], path: Path) -> None:
     ax.set_xlim(-0.02, 1.02)
     ax.axhline(0.5, color="grey", lw=0.8)
     ax.set_xlabel("share accepted (95% CI over questions)")
-    ax.set_title("GSM8K: gold solutions (top row) and content-free attacks accepted as correct", fontsize=9)
+    ax.set_title("GSM8K: accepted as correct (top row: the gold solutions)", fontsize=9)
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
