@@ -187,6 +187,12 @@ def summary(res: Overopt) -> str:
             lines.append(f"{c.objective:<10} {p.n:>4} {p.kl:>7.4f} {p.proxy_gain.estimate:>+11.3f} "
                          f"{g.estimate:>+8.3f} [{g.low:+.3f}, {g.high:+.3f}] {d.estimate:>+8.3f} "
                          f"[{d.low:+.3f}, {d.high:+.3f}]")
+    for name in ("mean", "worst", "uwo"):
+        p = res.curve(name).points[-1]
+        if p.gold_vs_single is not None and p.gap_vs_single is not None:
+            g, d = p.gold_vs_single, p.gap_vs_single
+            lines.append(f"{name} minus single at n={p.n} (paired over prompts): gold gain {g.estimate:+.3f} "
+                         f"[{g.low:+.3f}, {g.high:+.3f}], gap {d.estimate:+.3f} [{d.low:+.3f}, {d.high:+.3f}]")
     return "\n".join(lines)
 
 

@@ -115,6 +115,8 @@ def test_planted_overoptimisation_and_ensembles_narrow_the_gap() -> None:
         end = res.curve(name).points[-1]
         assert end.gap.estimate < last.gap.estimate, name
         assert end.gold_vs_single is not None and end.gold_vs_single.low > 0, name  # more gold than one proxy
+        assert end.gap_vs_single is not None and end.gap_vs_single.high < 0, name  # a narrower gap, paired
+        assert end.gap_vs_single.estimate == pytest.approx(end.gap.estimate - last.gap.estimate)
 
 
 def test_a_proxy_equal_to_gold_has_no_gap() -> None:

@@ -179,8 +179,8 @@ def score_prompts(groups: Sequence[tuple[str, Sequence[Sample]]], proxies: Seque
 class Point:
     """One n of a curve. `proxy` / `gold`: mean over prompts of E[BoN_n] (normal scores); `*_gain`: mean
     of E[BoN_n] - E[BoN_1] with a bootstrap CI over prompts; `gap`: proxy gain - gold gain, with CI.
-    `gold_vs_single`: this objective's gold gain minus the single proxies' (paired over prompts;
-    None for single proxies)."""
+    `gold_vs_single` / `gap_vs_single`: this objective's gold gain / gap minus the single proxies'
+    (paired over prompts; None for single proxies). A negative `gap_vs_single` narrows the gap."""
 
     n: int
     kl: float
@@ -191,6 +191,7 @@ class Point:
     gold_gain: CI
     gap: CI
     gold_vs_single: CI | None = None
+    gap_vs_single: CI | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"n": self.n, "kl_bon": self.kl, "prompts": self.prompts, "proxy": self.proxy,
@@ -198,6 +199,8 @@ class Point:
                                "gold_gain": self.gold_gain.to_dict(), "gap": self.gap.to_dict()}
         if self.gold_vs_single is not None:
             out["gold_vs_single"] = self.gold_vs_single.to_dict()
+        if self.gap_vs_single is not None:
+            out["gap_vs_single"] = self.gap_vs_single.to_dict()
         return out
 
 
@@ -323,13 +326,15 @@ def overoptimisation(prompts: Sequence[PromptScores], *, ns: Sequence[int] | Non
         for a, n in enumerate(ns):
             ok = ~np.isnan(arr[:, a, 0])
             pg, gg = gains[ok, a, 0], gains[ok, a, 1]
-            vs = None
+            vs = vs_gap = None
             if name in ensembles and k > 1:
                 base = exp["single"] - exp["single"][:, :1, :]
                 vs = paired_bootstrap_diff(gg, base[ok, a, 1], n_resamples=n_resamples, level=level,
                                            method="percentile", seed=seed)
+                vs_gap = paired_bootstrap_diff(pg - gg, base[ok, a, 0] - base[ok, a, 1], n_resamples=n_resamples,
+                                               level=level, method="percentile", seed=seed)
             points.append(Point(n, kl_bon(n), int(ok.sum()), float(np.mean(arr[ok, a, 0])),
-                                float(np.mean(arr[ok, a, 1])), ci(pg), ci(gg), ci(pg - gg), vs))
+                                float(np.mean(arr[ok, a, 1])), ci(pg), ci(gg), ci(pg - gg), vs, vs_gap))
         curves.append(Curve(name, tuple(points)))
     d = dropped or Dropped()
     return Overopt(tuple(curves), tuple(ns), len(usable), int(sum(sizes)), tuple(names), lam,
@@ -362,9 +367,9 @@ def add_to_report(rep: Any, res: Overopt) -> None:
     for c in res.curves:
         for p in c.points:
             rows.append([c.objective, p.n, round(p.kl, 4), p.prompts, _ci_text(p.proxy_gain), _ci_text(p.gold_gain),
-                         _ci_text(p.gap), _ci_text(p.gold_vs_single)])
+                         _ci_text(p.gap), _ci_text(p.gold_vs_single), _ci_text(p.gap_vs_single)])
     rep.table("Best-of-n curves", ["objective", "n", "KL_bon", "prompts", "proxy gain", "gold gain", "gap",
-                                   "gold gain vs single"], rows)
+                                   "gold gain vs single", "gap vs single"], rows)
 
     shown = [c for c in res.curves if not c.objective.startswith("proxy:") or len(res.members) == 1]
     fig = new_figure(11, 4.2)
