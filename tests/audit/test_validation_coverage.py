@@ -80,6 +80,7 @@ def test_ci_coverage_is_nominal(case: str) -> None:
     run, truth = CASES[case]
     covered = [r.low - 1e-12 <= truth <= r.high + 1e-12 for r in map(run, SEEDS)]
     coverage = sum(covered) / len(covered)
+    print(f"\n{case}: 95% CI coverage {coverage:.3f} over {len(covered)} seeds (floor {FLOOR:.3f})")
     assert coverage >= FLOOR, f"{case}: coverage {coverage:.3f} < {FLOOR:.3f} over {len(covered)} seeds"
 
 
@@ -90,4 +91,5 @@ def test_the_length_test_rejects_at_its_level_without_an_effect() -> None:
                            n_resamples=1000, seed=seed)
         rejected += named(res, "Pearson correlation of reward and length").p < 0.05
     rate = rejected / len(SEEDS)
+    print(f"\nlength test without an effect: rejection rate {rate:.3f} at alpha 0.05 over {len(SEEDS)} seeds")
     assert rate <= 0.05 + 3 * math.sqrt(0.05 * 0.95 / len(SEEDS)), rate
