@@ -73,12 +73,15 @@ def load_avg() -> str:
     return ", ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="small smoke run (1,000 rows)")
     ap.add_argument("--rows", type=int, default=20_000)
     ap.add_argument("--spec", action="append", help="reward name or spec file (repeatable) "
                     "[default: math_answer and examples/math_format.yaml]")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.rows = 1_000
     specs = args.spec or ["math_answer", COMPOSITE]
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     import pyarrow as pa
