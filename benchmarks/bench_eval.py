@@ -16,6 +16,7 @@ Runtime without cache, the statistics, the tables). Each figure is the best of `
 
     python -m benchmarks.bench_eval
     python -m benchmarks.bench_eval --resamples 2000 --repeats 1
+    python -m benchmarks.run eval --quick
 """
 
 from __future__ import annotations
@@ -68,13 +69,16 @@ def baseline(scores: dict[str, list[Any]], resamples: int, seed: int) -> dict[st
     return out
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     ap.add_argument("--data", type=Path, default=DATA)
     ap.add_argument("--resamples", type=int, default=10_000)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--seed", type=int, default=0)
-    a = ap.parse_args()
+    ap.add_argument("--quick", action="store_true", help="a smoke run: 1,000 resamples, one repeat")
+    a = ap.parse_args(argv)
+    if a.quick:
+        a.resamples, a.repeats = 1000, 1
 
     items = read_preferences(a.data).items
     specs = {"longest": build("response_length"), "shortest": build("response_length", prefer="shorter")}
