@@ -76,3 +76,19 @@ def test_leaf_options_are_restored() -> None:
     with pytest.raises(ValueError):
         determinism_probe(SAMPLES[:5], spec, batch_sizes=(0,))
     assert leaf.options is before
+
+
+@rewardlab.reward(range=(-1e9, 1e9), kind="model", register=False)
+def padded(samples: list[Sample], *, padding_side: str = "right") -> list[float]:
+    """Length, off by one for a left-padded batch: depends on the padding side."""
+    return [len(s.response_text) + (1.0 if padding_side == "left" else 0.0) for s in samples]
+
+
+def test_the_padding_side_of_a_model_reward_is_varied_and_restored() -> None:
+    spec = rewardlab.build(padded)
+    leaf = next(iter(spec.root.leaves()))
+    res = by_name(determinism_probe(SAMPLES[:50], spec, batch_sizes=(5,)))
+    assert res["padding side right"].estimate == 0
+    assert res["padding side left"].estimate == 1.0 and res["padding side left"].verdict is Verdict.effect
+    assert leaf.reward.params["padding_side"] == "right"  # the configured reward is back
+    assert "padding side left" not in by_name(determinism_probe(SAMPLES[:10], pure))
