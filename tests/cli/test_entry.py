@@ -17,7 +17,9 @@ def test_console_script_is_the_cli_main() -> None:
 
 
 def test_python_m_runs_every_verb() -> None:
-    helps = {"list": "Every registered reward", "score": "Score a rollout file", "train": "Train a learned reward"}
+    helps = {"list": "Every registered reward", "score": "Score a rollout file", "train": "Train a learned reward",
+             "serve": "Serve a reward spec over HTTP", "eval": "Accuracy of rewards on preference pairs",
+             "audit": "Audit a reward", "bon": "Best-of-N per prompt group", "pairs": "Preference pairs for DPO"}
     for verb, first_line in helps.items():
         res = subprocess.run([sys.executable, "-m", "rewardlab.cli", verb, "--help"], capture_output=True,
                              text=True, timeout=300)

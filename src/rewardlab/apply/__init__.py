@@ -1,2 +1,3 @@
-"""Applying rewards: scoring files (resumable, in chunks), and later best-of-N, rejection
-sampling and preference pairs."""
+"""Applying rewards: scoring files (`scorefile`, resumable, in chunks) and using scores outside
+RL: rollout groups (`groups`), best-of-N and majority votes (`bon`), rejection sampling / RAFT
+(`rejection`) and preference pairs for DPO (`pairs`)."""

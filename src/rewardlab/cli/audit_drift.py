@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -13,9 +14,9 @@ from rich.markup import escape
 
 from rewardlab.apply.groups import load_rollouts
 from rewardlab.audit.report import jsonable
-from rewardlab.cli.audit_overopt import input_hash, labels_of, make_runtime
+from rewardlab.cli.audit_overopt import input_hash, labels_of
 from rewardlab.cli.bon import failures_as_exit
-from rewardlab.cli.common import EXIT_FAILED, RUNNING, err, fail, key_values, load_reward
+from rewardlab.cli.common import EXIT_FAILED, command_runtime, err, fail, key_values, load_reward
 from rewardlab.core.types import Score
 from rewardlab.io.rows import get_path
 
@@ -109,21 +110,13 @@ def drift_cmd(
     if builtin_probes:
         probes.update({name: [fn(s) for s in samples] for name, fn in BUILTIN_PROBES.items()})
     need_rt = train_spec is not None or check_spec is not None or probe_specs
-    rt = make_runtime(cache, no_cache, workers, timeout) if need_rt else None
-    if rt is not None:
-        RUNNING.append(rt)
-    try:
-        with failures_as_exit():
-            train = rt.score(train_spec, samples).scores if train_spec and rt else _logged(rows, train_col or "")
-            checked = rt.score(check_spec, samples).scores if check_spec and rt else _logged(rows, check_col or "")
-            for label, spec in zip(probe_labels, probe_specs, strict=True):
-                assert rt is not None
-                probes[label] = reward_probe(rt.score(spec, samples).scores, probe_threshold)
-    finally:
-        if rt is not None:
-            if rt in RUNNING:
-                RUNNING.remove(rt)
-            rt.close()
+    with (command_runtime(cache, no_cache, workers, timeout) if need_rt else nullcontext()) as rt, \
+            failures_as_exit():
+        train = rt.score(train_spec, samples).scores if train_spec and rt else _logged(rows, train_col or "")
+        checked = rt.score(check_spec, samples).scores if check_spec and rt else _logged(rows, check_col or "")
+        for label, spec in zip(probe_labels, probe_specs, strict=True):
+            assert rt is not None
+            probes[label] = reward_probe(rt.score(spec, samples).scores, probe_threshold)
     with failures_as_exit():
         res = drift(steps, samples, train, checked, groups=[keys[id(c)] for c in kept], probes=probes,
                     window=window, level=level, stall=stall, persist=persist)

@@ -13,7 +13,7 @@ from rich.markup import escape
 from rewardlab.apply.groups import load_rollouts
 from rewardlab.audit.report import jsonable
 from rewardlab.cli.bon import failures_as_exit
-from rewardlab.cli.common import EXIT_FAILED, RUNNING, default_cache, err, fail, key_values, load_reward
+from rewardlab.cli.common import EXIT_FAILED, command_runtime, err, fail, key_values, load_reward
 from rewardlab.runtime.engine import Runtime
 
 
@@ -42,15 +42,6 @@ def labels_of(specs: list[str]) -> list[str]:
             i += 1
         out.append(label)
     return out
-
-
-def make_runtime(cache: Path | None, no_cache: bool, workers: int | None, timeout: float | None) -> Runtime:
-    """The Runtime of an audit command (cache, pool and timeout options as `rewardlab score`)."""
-    try:
-        return Runtime(workers=workers, timeout=timeout, cache=None if no_cache else (cache or default_cache()),
-                       on_cache_error=lambda msg: err.print(f"[yellow]warning:[/yellow] {escape(msg)}"))
-    except Exception as exc:  # noqa: BLE001 - e.g. an unusable cache: say what and stop
-        raise fail(f"cannot start the runtime: {type(exc).__name__}: {exc}") from None
 
 
 def spec_scorer(rt: Runtime) -> Any:
@@ -125,17 +116,10 @@ def overopt_cmd(
     if not data.groups:
         raise fail(f"no usable row in {rollouts} ({data.rows_in} read, {len(data.malformed)} malformed)", EXIT_FAILED)
     groups = [(g.key, [c.sample for c in g.candidates]) for g in data.groups]
-    rt = make_runtime(cache, no_cache, workers, timeout)
-    RUNNING.append(rt)
-    try:
-        with failures_as_exit():
-            err.print(f"scoring {data.candidates} responses of {len(groups)} groups with {len(proxy)} prox"
-                      f"{'y' if len(proxy) == 1 else 'ies'} and the gold reward")
-            prompts, dropped = score_prompts(groups, proxy_specs, gold_spec, spec_scorer(rt), labels)
-    finally:
-        if rt in RUNNING:
-            RUNNING.remove(rt)
-        rt.close()
+    with command_runtime(cache, no_cache, workers, timeout) as rt, failures_as_exit():
+        err.print(f"scoring {data.candidates} responses of {len(groups)} groups with {len(proxy)} prox"
+                  f"{'y' if len(proxy) == 1 else 'ies'} and the gold reward")
+        prompts, dropped = score_prompts(groups, proxy_specs, gold_spec, spec_scorer(rt), labels)
     with failures_as_exit():
         res = overoptimisation(prompts, ns=ns, ensembles=ens, lam=lam, labels=labels, n_resamples=resamples,
                                seed=seed, dropped=dropped)

@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from rewardlab.cli.common import EXIT_FAILED, RUNNING, default_cache, err, fail, load_reward
+from rewardlab.cli.common import EXIT_FAILED, command_runtime, err, fail, load_reward, read_pairs, require_report_extra
 
 VERDICT_STYLE = {"effect": "red", "no effect": "green", "underpowered": "yellow", "baseline": "dim",
                  "not computed": "dim"}
@@ -129,10 +129,6 @@ def audit_probes_cmd(
     from rewardlab.audit.probes_run import PROBES, run_probes
     from rewardlab.audit.report import jsonable
     from rewardlab.audit.rewrites import REWRITES
-    from rewardlab.io.files import InputError
-    from rewardlab.io.preferences import read_preferences
-    from rewardlab.runtime.engine import Runtime
-
     probes = _list(probe)
     for what, given, known in (("--probe", probes, PROBES), ("--rewrites", _list(rewrites), tuple(REWRITES)),
                                ("--attacks", _list(attacks), FAMILIES)):
@@ -148,38 +144,16 @@ def audit_probes_cmd(
     if limit is not None and limit < 1:
         raise fail("--limit must be positive")
     spec = load_reward(reward, param)
-    try:
-        data = read_preferences(pairs, split)
-    except (FileNotFoundError, InputError, ValueError) as exc:
-        raise fail(str(exc)) from None
-    for line in data.summary().splitlines()[1:]:
-        err.print(f"[yellow]{escape(line)}[/yellow]")
+    data = read_pairs(pairs, split)
     items = list(data.items)[:limit] if limit else list(data.items)
-    if not items:
-        raise fail(f"no preference rows could be read from {pairs}", EXIT_FAILED)
-    if report is not None:
+    require_report_extra(report)
+    with command_runtime(cache, no_cache, workers, timeout) as rt:
         try:
-            from rewardlab.audit.report import new_figure
-
-            new_figure()  # the report extra is there: fail before scoring, not after
-        except ImportError as exc:
+            run = run_probes(items, spec, probes=probes, runtime=rt, seed=seed, n_resamples=resamples,
+                             level=level, alpha=alpha, rewrites=_list(rewrites), families=_list(attacks),
+                             verdict=verdict, threshold=threshold, reference_key=reference_key)
+        except ValueError as exc:
             raise fail(str(exc)) from None
-    try:
-        rt = Runtime(workers=workers, timeout=timeout, cache=None if no_cache else (cache or default_cache()),
-                     on_cache_error=lambda msg: err.print(f"[yellow]warning:[/yellow] {escape(msg)}"))
-    except Exception as exc:  # noqa: BLE001 - e.g. an unusable cache: say what and stop
-        raise fail(f"cannot start the runtime: {type(exc).__name__}: {exc}") from None
-    RUNNING.append(rt)
-    try:
-        run = run_probes(items, spec, probes=probes, runtime=rt, seed=seed, n_resamples=resamples, level=level,
-                         alpha=alpha, rewrites=_list(rewrites), families=_list(attacks), verdict=verdict,
-                         threshold=threshold, reference_key=reference_key)
-    except ValueError as exc:
-        raise fail(str(exc)) from None
-    finally:
-        if rt in RUNNING:
-            RUNNING.remove(rt)
-        rt.close()
     doc = run.to_json()
     doc["data"] = {"path": str(pairs), "rows": len(data.items), "audited": len(items),
                    "unreadable": len(data.problems)}

@@ -24,16 +24,14 @@ from rewardlab.cli.common import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_TERMINATED,
-    RUNNING,
     Terminated,
-    default_cache,
+    command_runtime,
     err,
     fail,
     key_values,
     load_reward,
 )
 from rewardlab.io.files import InputError
-from rewardlab.runtime.engine import Runtime
 
 _SHOWN = 10  # groups without a selection listed by line, the rest only counted
 
@@ -80,24 +78,14 @@ def read_and_score(input: Path, specs: list[Any], *, group_by: str, map_: list[s
                    EXIT_FAILED)
     if not specs:
         return rollouts
-    try:
-        rt = Runtime(workers=workers, timeout=timeout, cache=None if no_cache else (cache or default_cache()),
-                     on_cache_error=lambda msg: err.print(f"[yellow]warning:[/yellow] {escape(msg)}"))
-    except Exception as exc:  # noqa: BLE001 - e.g. an unusable cache: say what and stop
-        raise fail(f"cannot start the runtime: {type(exc).__name__}: {exc}") from None
     columns = [TextColumn("[bold]scoring"), BarColumn(), MofNCompleteColumn(), TaskProgressColumn(),
                TimeElapsedColumn()]
-    RUNNING.append(rt)
-    try:
-        with failures_as_exit(), Progress(*columns, console=err, disable=quiet) as progress:
-            task = progress.add_task("score", total=rollouts.candidates)
-            advance: Callable[[int], None] = lambda n: progress.advance(task, n)  # noqa: E731
-            score_groups(rollouts.groups, specs, runtime=rt, reduce=reduce, lam=lam,  # type: ignore[arg-type]
-                         chunk_size=chunk_size, on_progress=advance)
-    finally:
-        if rt in RUNNING:
-            RUNNING.remove(rt)
-        rt.close()
+    with command_runtime(cache, no_cache, workers, timeout) as rt, failures_as_exit(), \
+            Progress(*columns, console=err, disable=quiet) as progress:
+        task = progress.add_task("score", total=rollouts.candidates)
+        advance: Callable[[int], None] = lambda n: progress.advance(task, n)  # noqa: E731
+        score_groups(rollouts.groups, specs, runtime=rt, reduce=reduce, lam=lam,  # type: ignore[arg-type]
+                     chunk_size=chunk_size, on_progress=advance)
     return rollouts
 
 

@@ -1,5 +1,6 @@
 """What the verbs of the `rewardlab` command share: the error console, failing with an exit
-code, ``KEY=VALUE`` options, and the runtimes a SIGTERM must close.
+code, ``KEY=VALUE`` options, the Runtime of a scoring command (closed on exit and on SIGTERM),
+and reading preference pairs.
 
 Exit codes: 0 done; 1 the run failed (output, file system, nothing scorable); 2 a usage error
 (bad option, unknown reward, unreadable input); 130 interrupted (Ctrl-C); 143 terminated (SIGTERM).
@@ -8,6 +9,8 @@ Exit codes: 0 done; 1 the run failed (output, file system, nothing scorable); 2 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +24,7 @@ from rewardlab.compose.spec import SpecError
 from rewardlab.core.registry import UnknownRewardError
 
 if TYPE_CHECKING:
+    from rewardlab.io.preferences import PreferenceData
     from rewardlab.runtime.engine import Runtime
 
 err = Console(stderr=True, soft_wrap=True)
@@ -76,3 +80,54 @@ def load_reward(reward: str, param: list[str] | None) -> Any:
         raise fail(f"spec {reward}: nested too deeply") from None
     except Exception as exc:  # noqa: BLE001 - e.g. a reward module that raises on import: say which
         raise fail(f"cannot load reward {reward!r}: {type(exc).__name__}: {exc}") from None
+
+
+@contextmanager
+def command_runtime(cache: Path | None, no_cache: bool, workers: int | None,
+                    timeout: float | None) -> Iterator[Runtime]:
+    """The Runtime of a scoring command, with the cache, pool and timeout options every verb
+    shares (`cache` or the default cache, none with `no_cache`); an unusable cache or pool fails
+    the command with the reason. It is closed when the block ends, and by a SIGTERM meanwhile."""
+    from rewardlab.runtime.engine import Runtime
+
+    try:
+        rt = Runtime(workers=workers, timeout=timeout, cache=None if no_cache else (cache or default_cache()),
+                     on_cache_error=lambda msg: err.print(f"[yellow]warning:[/yellow] {escape(msg)}"))
+    except Exception as exc:  # noqa: BLE001 - e.g. an unusable cache: say what and stop
+        raise fail(f"cannot start the runtime: {type(exc).__name__}: {exc}") from None
+    RUNNING.append(rt)
+    try:
+        yield rt
+    finally:
+        if rt in RUNNING:
+            RUNNING.remove(rt)
+        rt.close()
+
+
+def read_pairs(pairs: Path, split: str | None) -> PreferenceData:
+    """Preference data for `eval` and `audit probes`: unreadable rows are reported (the run goes on);
+    a file with none readable fails the command."""
+    from rewardlab.io.files import InputError
+    from rewardlab.io.preferences import read_preferences
+
+    try:
+        data = read_preferences(pairs, split)
+    except (FileNotFoundError, InputError, ValueError) as exc:
+        raise fail(str(exc)) from None
+    for line in data.summary().splitlines()[1:]:
+        err.print(f"[yellow]{escape(line)}[/yellow]")
+    if not data.items:
+        raise fail(f"no preference rows could be read from {pairs}", EXIT_FAILED)
+    return data
+
+
+def require_report_extra(report: Path | None) -> None:
+    """With ``--report``, fail before scoring, not after, when the report extra is missing."""
+    if report is None:
+        return
+    try:
+        from rewardlab.audit.report import new_figure
+
+        new_figure()
+    except ImportError as exc:
+        raise fail(str(exc)) from None

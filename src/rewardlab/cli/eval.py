@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from rewardlab.cli.common import EXIT_FAILED, RUNNING, default_cache, err, fail, load_reward
+from rewardlab.cli.common import EXIT_FAILED, command_runtime, err, fail, load_reward, read_pairs, require_report_extra
 
 _LABELLED = re.compile(r"^([A-Za-z_][\w.-]*)=(.+)$", re.S)
 _CALL = re.compile(r"^([A-Za-z_][\w.:-]*)\((.*)\)$", re.S)
@@ -170,10 +170,6 @@ def eval_cmd(
     """
     from rewardlab.audit.aggregate import SCHEMES
     from rewardlab.audit.eval import evaluate
-    from rewardlab.io.files import InputError
-    from rewardlab.io.preferences import read_preferences
-    from rewardlab.runtime.engine import Runtime
-
     if scheme not in SCHEMES:
         raise fail(f"--scheme must be one of {', '.join(SCHEMES)}, not {scheme!r}")
     if prior_sets and scheme != "rewardbench":
@@ -188,36 +184,14 @@ def eval_cmd(
         if label in specs:
             raise fail(f"two rewards are labelled {label!r}: name them with LABEL=SPEC")
         specs[label] = spec
-    try:
-        data = read_preferences(pairs, split)
-    except (FileNotFoundError, InputError, ValueError) as exc:
-        raise fail(str(exc)) from None
-    for line in data.summary().splitlines()[1:]:
-        err.print(f"[yellow]{escape(line)}[/yellow]")
-    if not data.items:
-        raise fail(f"no preference rows could be read from {pairs}", EXIT_FAILED)
-    if report is not None:
+    data = read_pairs(pairs, split)
+    require_report_extra(report)
+    with command_runtime(cache, no_cache, workers, timeout) as rt:
         try:
-            from rewardlab.audit.report import new_figure
-
-            new_figure()  # the report extra is there: fail before scoring, not after
-        except ImportError as exc:
+            result = evaluate(data.items, specs, scheme=scheme, prior_sets=prior_sets, n_resamples=resamples,
+                              level=level, seed=seed, runtime=rt)
+        except ValueError as exc:
             raise fail(str(exc)) from None
-    try:
-        rt = Runtime(workers=workers, timeout=timeout, cache=None if no_cache else (cache or default_cache()),
-                     on_cache_error=lambda msg: err.print(f"[yellow]warning:[/yellow] {escape(msg)}"))
-    except Exception as exc:  # noqa: BLE001 - e.g. an unusable cache: say what and stop
-        raise fail(f"cannot start the runtime: {type(exc).__name__}: {exc}") from None
-    RUNNING.append(rt)
-    try:
-        result = evaluate(data.items, specs, scheme=scheme, prior_sets=prior_sets, n_resamples=resamples,
-                          level=level, seed=seed, runtime=rt)
-    except ValueError as exc:
-        raise fail(str(exc)) from None
-    finally:
-        if rt in RUNNING:
-            RUNNING.remove(rt)
-        rt.close()
     doc = result.to_json()
     doc["data"] = {"path": str(pairs), "rows": len(data.items), "unreadable": len(data.problems),
                    "layouts": dict(data.layouts), "flagged": {k: len(v) for k, v in data.flagged.items()}}
