@@ -16,7 +16,20 @@ from rewardlab.apply.groups import load_rollouts
 from rewardlab.audit.report import jsonable
 from rewardlab.cli.audit_overopt import input_hash, labels_of
 from rewardlab.cli.bon import failures_as_exit
-from rewardlab.cli.common import EXIT_FAILED, command_runtime, err, fail, key_values, load_reward
+from rewardlab.cli.common import (
+    EXIT_FAILED,
+    CacheOpt,
+    MapOpt,
+    NoCacheOpt,
+    SplitOpt,
+    TimeoutOpt,
+    WorkersOpt,
+    command_runtime,
+    err,
+    fail,
+    key_values,
+    load_reward,
+)
 from rewardlab.core.types import Score
 from rewardlab.io.rows import get_path
 
@@ -59,12 +72,12 @@ def drift_cmd(
     json_out: Annotated[bool, typer.Option("--json", help="print the result as JSON on stdout")] = False,
     report: Annotated[Path | None, typer.Option("--report", help="write FILE.html (plots, tables) and "
                                                                  "FILE.json beside it")] = None,
-    map_: Annotated[list[str] | None, typer.Option("--map", help="FIELD=PATH, e.g. response=output.text")] = None,
-    split: Annotated[str | None, typer.Option(help="split of an HF DatasetDict")] = None,
-    cache: Annotated[Path | None, typer.Option(help="SQLite cache [default: ~/.cache/rewardlab/scores.db]")] = None,
-    no_cache: Annotated[bool, typer.Option("--no-cache", help="do not read or write the cache")] = False,
-    workers: Annotated[int | None, typer.Option(help="process-pool size [default: cores]")] = None,
-    timeout: Annotated[float | None, typer.Option(help="per-sample timeout (s) of cpu and io rewards")] = None,
+    map_: MapOpt = None,
+    split: SplitOpt = None,
+    cache: CacheOpt = None,
+    no_cache: NoCacheOpt = False,
+    workers: WorkersOpt = None,
+    timeout: TimeoutOpt = None,
 ) -> None:
     """Reward-hacking monitor: per training step, the training reward against a stricter check (their
     divergence and correlation), response length, the share of prompt groups with zero reward

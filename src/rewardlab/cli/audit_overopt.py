@@ -13,7 +13,20 @@ from rich.markup import escape
 from rewardlab.apply.groups import load_rollouts
 from rewardlab.audit.report import jsonable
 from rewardlab.cli.bon import failures_as_exit
-from rewardlab.cli.common import EXIT_FAILED, command_runtime, err, fail, key_values, load_reward
+from rewardlab.cli.common import (
+    EXIT_FAILED,
+    CacheOpt,
+    MapOpt,
+    NoCacheOpt,
+    SplitOpt,
+    TimeoutOpt,
+    WorkersOpt,
+    command_runtime,
+    err,
+    fail,
+    key_values,
+    load_reward,
+)
 from rewardlab.runtime.engine import Runtime
 
 
@@ -77,17 +90,17 @@ def overopt_cmd(
     n: Annotated[str | None, typer.Option("--n", help="comma-separated n [default: 1, 2, 4, ... up to the "
                                                       "largest group]")] = None,
     group_by: Annotated[str, typer.Option(help="group rows by 'prompt' or a metadata field")] = "prompt",
-    map_: Annotated[list[str] | None, typer.Option("--map", help="FIELD=PATH, e.g. response=output.text")] = None,
-    split: Annotated[str | None, typer.Option(help="split of an HF DatasetDict")] = None,
+    map_: MapOpt = None,
+    split: SplitOpt = None,
     resamples: Annotated[int, typer.Option(help="bootstrap resamples for the CIs")] = 2000,
     seed: Annotated[int, typer.Option(help="bootstrap seed")] = 0,
     json_out: Annotated[bool, typer.Option("--json", help="print the result as JSON on stdout")] = False,
     report: Annotated[Path | None, typer.Option("--report", help="write FILE.html (plots, tables) and "
                                                                  "FILE.json beside it")] = None,
-    cache: Annotated[Path | None, typer.Option(help="SQLite cache [default: ~/.cache/rewardlab/scores.db]")] = None,
-    no_cache: Annotated[bool, typer.Option("--no-cache", help="do not read or write the cache")] = False,
-    workers: Annotated[int | None, typer.Option(help="process-pool size [default: cores]")] = None,
-    timeout: Annotated[float | None, typer.Option(help="per-sample timeout (s) of cpu and io rewards")] = None,
+    cache: CacheOpt = None,
+    no_cache: NoCacheOpt = False,
+    workers: WorkersOpt = None,
+    timeout: TimeoutOpt = None,
 ) -> None:
     """Over-optimisation: the gold score of best-of-n under each proxy (and ensembles of them) as n
     grows, against KL_bon = log n - (n-1)/n, with the unbiased best-of-n estimator over every

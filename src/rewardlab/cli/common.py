@@ -12,7 +12,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 import yaml
@@ -35,6 +35,17 @@ EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143
 
 RUNNING: list[Runtime] = []  # the runtimes of the scoring in progress, closed on SIGTERM
+
+
+# the options every scoring verb shares, declared once
+MapOpt = Annotated[list[str] | None, typer.Option("--map", help="FIELD=PATH, e.g. response=output.text")]
+SplitOpt = Annotated[str | None, typer.Option(help="split of an HF DatasetDict")]
+CacheOpt = Annotated[Path | None, typer.Option(help="SQLite cache [default: ~/.cache/rewardlab/scores.db]")]
+NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="do not read or write the cache")]
+WorkersOpt = Annotated[int | None, typer.Option(help="process-pool size [default: cores]")]
+TimeoutOpt = Annotated[float | None, typer.Option(help="per-sample timeout (s) of cpu and io rewards")]
+SummaryJsonOpt = Annotated[Path | None, typer.Option(help="also write the summary as JSON")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")]
 
 
 class Terminated(BaseException):

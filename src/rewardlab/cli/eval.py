@@ -15,7 +15,18 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from rewardlab.cli.common import EXIT_FAILED, command_runtime, err, fail, load_reward, read_pairs, require_report_extra
+from rewardlab.cli.common import (
+    EXIT_FAILED,
+    CacheOpt,
+    NoCacheOpt,
+    WorkersOpt,
+    command_runtime,
+    err,
+    fail,
+    load_reward,
+    read_pairs,
+    require_report_extra,
+)
 
 _LABELLED = re.compile(r"^([A-Za-z_][\w.-]*)=(.+)$", re.S)
 _CALL = re.compile(r"^([A-Za-z_][\w.:-]*)\((.*)\)$", re.S)
@@ -156,9 +167,9 @@ def eval_cmd(
     report: Annotated[Path | None, typer.Option(
         help="write an HTML report (and its JSON beside it; needs the report extra)")] = None,
     split: Annotated[str | None, typer.Option(help="split of an HF dataset directory")] = None,
-    cache: Annotated[Path | None, typer.Option(help="SQLite cache [default: ~/.cache/rewardlab/scores.db]")] = None,
-    no_cache: Annotated[bool, typer.Option("--no-cache", help="do not read or write the cache")] = False,
-    workers: Annotated[int | None, typer.Option(help="process-pool size [default: cores]")] = None,
+    cache: CacheOpt = None,
+    no_cache: NoCacheOpt = False,
+    workers: WorkersOpt = None,
     timeout: Annotated[float | None, typer.Option(help="per-sample timeout in seconds")] = None,
 ) -> None:
     """Accuracy of rewards on preference pairs, with confidence intervals and paired comparisons.

@@ -14,7 +14,19 @@ from rich.markup import escape
 from rewardlab.apply.groups import higher_is_better, write_rows
 from rewardlab.apply.pairs import STRATEGIES, Filters, build_pairs, to_trl
 from rewardlab.cli.bon import failures_as_exit, load_specs, read_and_score
-from rewardlab.cli.common import EXIT_FAILED, err, fail
+from rewardlab.cli.common import (
+    EXIT_FAILED,
+    CacheOpt,
+    MapOpt,
+    NoCacheOpt,
+    QuietOpt,
+    SplitOpt,
+    SummaryJsonOpt,
+    TimeoutOpt,
+    WorkersOpt,
+    err,
+    fail,
+)
 
 
 def pairs_cmd(
@@ -38,15 +50,15 @@ def pairs_cmd(
     ensemble: Annotated[str, typer.Option(help="several -r: mean | min | mean_minus_std")] = "mean",
     lam: Annotated[float, typer.Option("--lambda", help="lambda of mean_minus_std")] = 1.0,
     group_by: Annotated[str, typer.Option(help="group rows by 'prompt' or a metadata field")] = "prompt",
-    map_: Annotated[list[str] | None, typer.Option("--map", help="FIELD=PATH, e.g. response=output.text")] = None,
-    split: Annotated[str | None, typer.Option(help="split of an HF DatasetDict")] = None,
-    cache: Annotated[Path | None, typer.Option(help="SQLite cache [default: ~/.cache/rewardlab/scores.db]")] = None,
-    no_cache: Annotated[bool, typer.Option("--no-cache", help="do not read or write the cache")] = False,
-    workers: Annotated[int | None, typer.Option(help="process-pool size [default: cores]")] = None,
-    timeout: Annotated[float | None, typer.Option(help="per-sample timeout (s) of cpu and io rewards")] = None,
+    map_: MapOpt = None,
+    split: SplitOpt = None,
+    cache: CacheOpt = None,
+    no_cache: NoCacheOpt = False,
+    workers: WorkersOpt = None,
+    timeout: TimeoutOpt = None,
     chunk_size: Annotated[int, typer.Option(help="samples per scoring batch")] = 2048,
-    summary_json: Annotated[Path | None, typer.Option(help="also write the summary as JSON")] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False,
+    summary_json: SummaryJsonOpt = None,
+    quiet: QuietOpt = False,
 ) -> None:
     """Preference pairs for DPO from scored rollout groups, in TRL's DPO format.
 

@@ -13,7 +13,17 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
-from rewardlab.cli.common import EXIT_FAILED, default_cache, err, fail, load_reward
+from rewardlab.cli.common import (
+    EXIT_FAILED,
+    CacheOpt,
+    NoCacheOpt,
+    TimeoutOpt,
+    WorkersOpt,
+    default_cache,
+    err,
+    fail,
+    load_reward,
+)
 from rewardlab.runtime.engine import Runtime
 
 
@@ -41,10 +51,10 @@ def serve_cmd(
     param: Annotated[list[str] | None, typer.Option("--param", "-p", help="KEY=VALUE for a named reward")] = None,
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="port (0: any free port)")] = 8000,
-    cache: Annotated[Path | None, typer.Option(help="SQLite cache [default: ~/.cache/rewardlab/scores.db]")] = None,
-    no_cache: Annotated[bool, typer.Option("--no-cache", help="do not read or write the cache")] = False,
-    workers: Annotated[int | None, typer.Option(help="process-pool size [default: cores]")] = None,
-    timeout: Annotated[float | None, typer.Option(help="per-sample timeout (s) of cpu and io rewards")] = None,
+    cache: CacheOpt = None,
+    no_cache: NoCacheOpt = False,
+    workers: WorkersOpt = None,
+    timeout: TimeoutOpt = None,
     max_batch: Annotated[int, typer.Option(help="most samples per batch")] = 64,
     max_wait_ms: Annotated[float, typer.Option(help="longest a sample waits for its batch to fill (ms)")] = 5.0,
     max_queue: Annotated[int, typer.Option(help="most samples waiting; beyond, 429")] = 4096,

@@ -19,7 +19,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from rewardlab.cli.common import err, fail
+from rewardlab.cli.common import QuietOpt, err, fail
 
 train_app = typer.Typer(help="Train a learned reward.", no_args_is_help=True,
                         pretty_exceptions_enable=False, add_completion=False)
@@ -56,7 +56,7 @@ def embedding_rm_cmd(
         help="embedding cache (SQLite) [default: ~/.cache/rewardlab/embeddings.sqlite]")] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="do not cache embeddings")] = False,
     device: Annotated[str | None, typer.Option(help="cpu, cuda... [default: cuda if present]")] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Train an embedding reward model; DIR then serves as reward `embedding_rm(path=DIR)`."""
     from rewardlab.models.embedding import (
