@@ -14,14 +14,13 @@ never select them.
 from __future__ import annotations
 
 import os
-import statistics
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from rewardlab.api import SpecLike, build
-from rewardlab.compose.nodes import Ensemble
+from rewardlab.compose.nodes import Ensemble, reduce_ensemble
 from rewardlab.compose.transforms import group_key
 from rewardlab.core.types import Sample, Score, Status
 from rewardlab.io.files import read_rows
@@ -151,13 +150,7 @@ def ensemble_score(members: Sequence[Score], reduce: Reduce = "mean", lam: float
         return Score(status=s.status if len(bad) == len(members) else Status.error,
                      reason=f"ensemble member {i} is {s.status.value}: {s.reason}")
     vals = [s.value for s in members if s.value is not None]
-    std = statistics.pstdev(vals) if len(vals) > 1 else 0.0
-    if reduce == "mean":
-        value = statistics.fmean(vals)
-    elif reduce == "min":
-        value = min(vals)
-    else:
-        value = statistics.fmean(vals) - lam * std
+    value, std = reduce_ensemble(vals, reduce, lam)
     comps: dict[str, float | None] = {f"member{i}": v for i, v in enumerate(vals)}
     comps["std"] = std
     return Score.of(value, components=comps)

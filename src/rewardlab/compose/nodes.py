@@ -424,6 +424,15 @@ _REDUCERS: dict[str, Callable[[list[float]], float]] = {
 }
 
 
+def reduce_ensemble(vals: list[float], reduce: str, lam: float = 1.0) -> tuple[float, float]:
+    """An ensemble's value from its members' values by `reduce` (see `Ensemble`), and their
+    spread (the population std, 0 for one member)."""
+    std = statistics.pstdev(vals) if len(vals) > 1 else 0.0
+    if reduce == "mean_minus_std":
+        return statistics.fmean(vals) - lam * std, std
+    return _REDUCERS[reduce](vals), std
+
+
 @dataclass(eq=False)
 class Ensemble(_Combiner):
     """Several rewards for the same thing, reduced: `mean`, `min` (worst case), `max`,
@@ -467,10 +476,5 @@ class Ensemble(_Combiner):
         return [None if v is None else 1.0 / n for v in values]
 
     def combine(self, values: list[float | None]) -> tuple[float | None, dict[str, float | None]]:
-        vals = [v for v in values if v is not None]
-        std = statistics.pstdev(vals) if len(vals) > 1 else 0.0
-        if self.reduce == "mean_minus_std":
-            value = statistics.fmean(vals) - self.lam * std
-        else:
-            value = _REDUCERS[self.reduce](vals)
+        value, std = reduce_ensemble([v for v in values if v is not None], self.reduce, self.lam)
         return value, {"std": std}
